@@ -1,0 +1,25 @@
+# Shared setup for Pemba's scripts: sourced, not run.
+# Installs what a fresh machine lacks (the Rust build needs a C toolchain and libclang for
+# rocksdb's bindings) and keeps build output in a cache outside the clone.
+set -euo pipefail
+
+PEMBA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PEMBA_ROOT
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pemba-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+pemba_install_prerequisites() {
+  local missing=()
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
+  command -v cc >/dev/null || missing+=(build-essential)
+  command -v clang >/dev/null || missing+=(clang)
+  compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null \
+    || missing+=(libclang-dev)
+  if ((${#missing[@]})); then
+    echo "installing ${missing[*]} (needed to build rocksdb)" >&2
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}

@@ -1,0 +1,60 @@
+//! A snapshot over a fixed list of relationships: for tests, validation files and differential
+//! cases, where data is small and written once.
+
+use std::collections::BTreeMap;
+
+use pemba_types::{ObjectRef, Relationship};
+
+use crate::snapshot::{RelationshipSnapshot, SnapshotError};
+
+/// Relationships held in a list sorted by (resource, relation, subject). Later duplicates (same
+/// resource, relation and subject) replace earlier ones, as a TOUCH would.
+#[derive(Debug, Clone, Default)]
+pub struct FixedSnapshot {
+    relationships: Vec<Relationship>,
+}
+
+impl FixedSnapshot {
+    pub fn new(relationships: impl IntoIterator<Item = Relationship>) -> Self {
+        let unique: BTreeMap<_, _> = relationships
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.resource.clone(), r.relation.clone(), r.subject.clone()),
+                    r,
+                )
+            })
+            .collect();
+        Self {
+            relationships: unique.into_values().collect(),
+        }
+    }
+}
+
+impl RelationshipSnapshot for FixedSnapshot {
+    fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+    ) -> Result<Vec<Relationship>, SnapshotError> {
+        fn key(r: &Relationship) -> (&ObjectRef, &str) {
+            (&r.resource, r.relation.as_str())
+        }
+        let start = self
+            .relationships
+            .partition_point(|r| key(r) < (resource, relation));
+        let matching = self.relationships[start..]
+            .iter()
+            .take_while(|r| key(r) == (resource, relation));
+        Ok(matching.cloned().collect())
+    }
+
+    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Relationship>, SnapshotError> {
+        Ok(self
+            .relationships
+            .iter()
+            .filter(|r| r.subject.object == *subject)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,206 @@
+//! Checking a relationship against the schema before it is written, with SpiceDB's rules and
+//! messages.
+
+use pemba_schema::{AllowedSubject, AllowedSubjectKind, CompiledSchema, Member};
+use pemba_types::{Relationship, SubjectRef};
+use thiserror::Error;
+
+/// Why a relationship may not be written under a schema.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RelationshipError {
+    #[error("object definition `{0}` not found")]
+    UnknownDefinition(String),
+    #[error("relation/permission `{relation}` not found under definition `{definition}`")]
+    UnknownRelation {
+        definition: String,
+        relation: String,
+    },
+    #[error(
+        "cannot write a relationship to permission `{permission}` under definition `{definition}`"
+    )]
+    WriteToPermission {
+        definition: String,
+        permission: String,
+    },
+    #[error("subjects of type `{subject_type}` are not allowed on relation `{definition}#{relation}`{}", suggestion_suffix(.suggestion))]
+    SubjectTypeNotAllowed {
+        subject_type: String,
+        definition: String,
+        relation: String,
+        suggestion: Option<String>,
+    },
+}
+
+fn suggestion_suffix(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
+/// Checks that `relationship` may be stored under `schema`: its resource type and relation exist,
+/// the relation is not a permission, and the subject (type, relation or wildcard, caveat and
+/// expiration) is one the relation allows.
+pub fn validate_relationship(
+    schema: &CompiledSchema,
+    relationship: &Relationship,
+) -> Result<(), RelationshipError> {
+    let resource_type = &relationship.resource.object_type;
+    let definition = schema
+        .definition(resource_type)
+        .ok_or_else(|| RelationshipError::UnknownDefinition(resource_type.clone()))?;
+    let unknown_relation = |definition: &str, relation: &str| RelationshipError::UnknownRelation {
+        definition: definition.to_string(),
+        relation: relation.to_string(),
+    };
+    let member = definition
+        .member(&relationship.relation)
+        .ok_or_else(|| unknown_relation(resource_type, &relationship.relation))?;
+    let subject = &relationship.subject;
+    let subject_definition = schema
+        .definition(&subject.object.object_type)
+        .ok_or_else(|| RelationshipError::UnknownDefinition(subject.object.object_type.clone()))?;
+    if let Some(subject_relation) = &subject.relation {
+        if subject_definition.member(subject_relation).is_none() {
+            return Err(unknown_relation(
+                &subject.object.object_type,
+                subject_relation,
+            ));
+        }
+    }
+    let relation = match member {
+        Member::Relation(relation) => relation,
+        Member::Permission(_) => {
+            return Err(RelationshipError::WriteToPermission {
+                definition: resource_type.clone(),
+                permission: relationship.relation.clone(),
+            })
+        }
+    };
+    let written = subject_type_of(relationship);
+    if relation.allowed.contains(&written) {
+        return Ok(());
+    }
+    let written_source = allowed_subject_source(&written);
+    let suggestion = relation
+        .allowed
+        .iter()
+        .map(allowed_subject_source)
+        .filter(|candidate| is_subsequence(&written_source, candidate))
+        .min_by_key(|candidate| levenshtein(&written_source, candidate));
+    Err(RelationshipError::SubjectTypeNotAllowed {
+        subject_type: written_source,
+        definition: resource_type.clone(),
+        relation: relation.name.clone(),
+        suggestion,
+    })
+}
+
+/// The subject type a relationship needs its relation to allow: the subject's type, its relation
+/// or wildcard, its caveat and whether it expires.
+pub fn subject_type_of(relationship: &Relationship) -> AllowedSubject {
+    AllowedSubject {
+        subject_type: relationship.subject.object.object_type.clone(),
+        kind: kind_of(&relationship.subject),
+        caveat: relationship.caveat.as_ref().map(|c| c.name.clone()),
+        expiration: relationship.expires_at.is_some(),
+    }
+}
+
+fn kind_of(subject: &SubjectRef) -> AllowedSubjectKind {
+    match &subject.relation {
+        _ if subject.is_wildcard() => AllowedSubjectKind::Wildcard,
+        Some(relation) => AllowedSubjectKind::Relation(relation.clone()),
+        None => AllowedSubjectKind::Object,
+    }
+}
+
+/// How the schema language spells an allowed subject: `user`, `user:*`, `group#member`, with
+/// ` with caveat`, ` with expiration` or ` with caveat and expiration`.
+pub fn allowed_subject_source(allowed: &AllowedSubject) -> String {
+    let mut source = allowed.subject_type.clone();
+    match &allowed.kind {
+        AllowedSubjectKind::Object => {}
+        AllowedSubjectKind::Wildcard => source.push_str(":*"),
+        AllowedSubjectKind::Relation(r) => {
+            source.push('#');
+            source.push_str(r);
+        }
+    }
+    match (&allowed.caveat, allowed.expiration) {
+        (Some(caveat), true) => source.push_str(&format!(" with {caveat} and expiration")),
+        (Some(caveat), false) => source.push_str(&format!(" with {caveat}")),
+        (None, true) => source.push_str(" with expiration"),
+        (None, false) => {}
+    }
+    source
+}
+
+/// True if the characters of `needle` appear in order in `haystack` (fuzzy matching).
+fn is_subsequence(needle: &str, haystack: &str) -> bool {
+    let mut rest = haystack.chars();
+    needle.chars().all(|c| rest.any(|h| h == c))
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = r#"
+        definition user {}
+        definition group {
+            relation member: user | group#member
+        }
+        definition document {
+            relation viewer: user | group#member
+            relation public: user:*
+            permission view = viewer + public
+        }
+    "#;
+
+    fn check(text: &str) -> Result<(), String> {
+        let schema = pemba_schema::compile("test.zed", SCHEMA).unwrap();
+        validate_relationship(&schema, &Relationship::parse(text).unwrap())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn allowed_relationships_pass() {
+        assert_eq!(check("document:a#viewer@user:tom"), Ok(()));
+        assert_eq!(check("document:a#viewer@group:eng#member"), Ok(()));
+        assert_eq!(check("document:a#public@user:*"), Ok(()));
+    }
+
+    #[test]
+    fn refused_relationships_say_why() {
+        let cases = [
+            ("folder:a#viewer@user:tom", "object definition `folder` not found"),
+            ("document:a#editor@user:tom", "relation/permission `editor` not found under definition `document`"),
+            ("document:a#viewer@robot:r2", "object definition `robot` not found"),
+            ("document:a#viewer@group:eng#admin", "relation/permission `admin` not found under definition `group`"),
+            ("document:a#view@user:tom", "cannot write a relationship to permission `view` under definition `document`"),
+            ("document:a#viewer@user:*", "subjects of type `user:*` are not allowed on relation `document#viewer`"),
+            ("document:a#public@user:tom", "subjects of type `user` are not allowed on relation `document#public`; did you mean `user:*`?"),
+            ("document:a#viewer@group:eng", "subjects of type `group` are not allowed on relation `document#viewer`; did you mean `group#member`?"),
+            ("document:a#viewer@user:tom[expiration:2030-01-01T00:00:00Z]", "subjects of type `user with expiration` are not allowed on relation `document#viewer`"),
+            ("document:a#viewer@user:tom[somecaveat]", "subjects of type `user with somecaveat` are not allowed on relation `document#viewer`"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(check(input), Err(expected.to_string()), "{input}");
+        }
+    }
+}

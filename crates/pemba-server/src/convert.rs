@@ -1,0 +1,377 @@
+//! Validating requests and converting between the wire types and Pemba's own, with the messages
+//! SpiceDB gives for invalid fields (`validation error: resource.object_id: …`).
+
+use std::time::{Duration, SystemTime};
+
+use pemba_proto::authzed::api::v1 as api;
+use pemba_proto::prost_types::{self, value::Kind};
+use pemba_store::{Precondition, RelationshipFilter, SubjectFilter};
+use pemba_types::{
+    validate_object_id, validate_object_type, validate_relation_name, CaveatRef, ObjectRef,
+    Relationship, SubjectRef, WILDCARD_ID,
+};
+use serde_json::{Map, Number, Value};
+use tonic::Status;
+
+const TYPE_PATTERN: &str = "^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$";
+const ID_PATTERN: &str = r"^(([a-zA-Z0-9/_|\-=+]{1,})|\*)$";
+const RELATION_PATTERN: &str = "^[a-z][a-z0-9_]{1,62}[a-z0-9]$";
+const OPTIONAL_RELATION_PATTERN: &str = "^([a-z][a-z0-9_]{1,62}[a-z0-9])?$";
+
+fn invalid(path: &str, problem: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("validation error: {path}: {problem}"))
+}
+
+fn pattern_error(path: &str, pattern: &str) -> Status {
+    invalid(path, format!("does not match regex pattern `{pattern}`"))
+}
+
+fn check_length(path: &str, value: &str, max: usize) -> Result<(), Status> {
+    if value.len() > max {
+        return Err(invalid(path, format!("must be at most {max} bytes")));
+    }
+    Ok(())
+}
+
+fn object_type(path: &str, value: &str) -> Result<String, Status> {
+    check_length(path, value, 128)?;
+    validate_object_type(value).map_err(|_| pattern_error(path, TYPE_PATTERN))?;
+    Ok(value.to_string())
+}
+
+fn object_id(path: &str, value: &str, allow_wildcard: bool) -> Result<String, Status> {
+    check_length(path, value, 1024)?;
+    if value == WILDCARD_ID {
+        if allow_wildcard {
+            return Ok(value.to_string());
+        }
+        return Err(Status::invalid_argument(format!(
+            "validation error: {path}: alphanumeric value is required"
+        )));
+    }
+    validate_object_id(value).map_err(|_| pattern_error(path, ID_PATTERN))?;
+    Ok(value.to_string())
+}
+
+/// A relation name that must be present (`Relationship.relation`).
+pub fn relation(path: &str, value: &str) -> Result<String, Status> {
+    check_length(path, value, 64)?;
+    validate_relation_name(value).map_err(|_| pattern_error(path, RELATION_PATTERN))?;
+    Ok(value.to_string())
+}
+
+/// A relation or permission name that may be empty on the wire (`permission`, optional relations).
+fn optional_relation(path: &str, value: &str) -> Result<Option<String>, Status> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    check_length(path, value, 64)?;
+    validate_relation_name(value).map_err(|_| pattern_error(path, OPTIONAL_RELATION_PATTERN))?;
+    Ok(Some(value.to_string()))
+}
+
+/// A permission name as asked for: empty is let through so that the engine reports it unknown,
+/// as SpiceDB does.
+pub fn permission(path: &str, value: &str) -> Result<String, Status> {
+    Ok(optional_relation(path, value)?.unwrap_or_default())
+}
+
+fn required<'a, T>(path: &str, value: Option<&'a T>) -> Result<&'a T, Status> {
+    value.ok_or_else(|| invalid(path, "value is required"))
+}
+
+/// A resource: a type and an id that is not the wildcard.
+pub fn resource(path: &str, value: Option<&api::ObjectReference>) -> Result<ObjectRef, Status> {
+    let value = required(path, value)?;
+    Ok(ObjectRef::new(
+        object_type(&format!("{path}.object_type"), &value.object_type)?,
+        object_id(&format!("{path}.object_id"), &value.object_id, false)?,
+    ))
+}
+
+/// A subject: an object (whose id may be the wildcard) and an optional relation.
+pub fn subject(path: &str, value: Option<&api::SubjectReference>) -> Result<SubjectRef, Status> {
+    let value = required(path, value)?;
+    let object = required(&format!("{path}.object"), value.object.as_ref())?;
+    let object = ObjectRef::new(
+        object_type(&format!("{path}.object.object_type"), &object.object_type)?,
+        object_id(&format!("{path}.object.object_id"), &object.object_id, true)?,
+    );
+    let relation = optional_relation(
+        &format!("{path}.optional_relation"),
+        &value.optional_relation,
+    )?;
+    if object.object_id == WILDCARD_ID && relation.is_some() {
+        return Err(Status::invalid_argument(
+            "invalid SubjectReference.OptionalRelation: optionalrelation must be empty on subject if object ID is a wildcard",
+        ));
+    }
+    Ok(SubjectRef::new(object, relation))
+}
+
+/// A relationship from the wire, every field validated.
+pub fn relationship(path: &str, value: Option<&api::Relationship>) -> Result<Relationship, Status> {
+    let value = required(path, value)?;
+    let mut r = Relationship::new(
+        resource(&format!("{path}.resource"), value.resource.as_ref())?,
+        relation(&format!("{path}.relation"), &value.relation)?,
+        subject(&format!("{path}.subject"), value.subject.as_ref())?,
+    );
+    if let Some(caveat) = &value.optional_caveat {
+        let name_path = format!("{path}.optional_caveat.caveat_name");
+        let name = object_type(&name_path, &caveat.caveat_name)?;
+        let context = caveat
+            .context
+            .as_ref()
+            .map(struct_to_json)
+            .unwrap_or_default();
+        r.caveat = Some(CaveatRef { name, context });
+    }
+    if let Some(at) = &value.optional_expires_at {
+        r.expires_at = Some(timestamp_to_time(
+            &format!("{path}.optional_expires_at"),
+            at,
+        )?);
+    }
+    Ok(r)
+}
+
+pub fn relationship_to_api(r: &Relationship) -> api::Relationship {
+    api::Relationship {
+        resource: Some(object_to_api(&r.resource)),
+        relation: r.relation.clone(),
+        subject: Some(subject_to_api(&r.subject)),
+        optional_caveat: r.caveat.as_ref().map(|c| api::ContextualizedCaveat {
+            caveat_name: c.name.clone(),
+            context: (!c.context.is_empty()).then(|| json_to_struct(&c.context)),
+        }),
+        optional_expires_at: r.expires_at.map(time_to_timestamp),
+    }
+}
+
+pub fn object_to_api(o: &ObjectRef) -> api::ObjectReference {
+    api::ObjectReference {
+        object_type: o.object_type.clone(),
+        object_id: o.object_id.clone(),
+    }
+}
+
+pub fn subject_to_api(s: &SubjectRef) -> api::SubjectReference {
+    api::SubjectReference {
+        object: Some(object_to_api(&s.object)),
+        optional_relation: s.relation.clone().unwrap_or_default(),
+    }
+}
+
+/// A relationship filter; `resource_type` may be empty (any type).
+pub fn filter(
+    path: &str,
+    value: Option<&api::RelationshipFilter>,
+) -> Result<RelationshipFilter, Status> {
+    let value = required(path, value)?;
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let resource_type = match non_empty(&value.resource_type) {
+        Some(t) => Some(object_type(&format!("{path}.resource_type"), &t)?),
+        None => None,
+    };
+    let resource_id = match non_empty(&value.optional_resource_id) {
+        Some(id) => Some(object_id(
+            &format!("{path}.optional_resource_id"),
+            &id,
+            false,
+        )?),
+        None => None,
+    };
+    let resource_id_prefix = non_empty(&value.optional_resource_id_prefix);
+    if resource_id.is_some() && resource_id_prefix.is_some() {
+        return Err(Status::invalid_argument(
+            "optional_resource_id and optional_resource_id_prefix cannot be specified together",
+        ));
+    }
+    let relation = optional_relation(
+        &format!("{path}.optional_relation"),
+        &value.optional_relation,
+    )?;
+    let subject = match &value.optional_subject_filter {
+        None => None,
+        Some(s) => {
+            let sub_path = format!("{path}.optional_subject_filter");
+            let subject_type = object_type(&format!("{sub_path}.subject_type"), &s.subject_type)?;
+            let subject_id = match non_empty(&s.optional_subject_id) {
+                Some(id) => Some(object_id(
+                    &format!("{sub_path}.optional_subject_id"),
+                    &id,
+                    true,
+                )?),
+                None => None,
+            };
+            let relation = match &s.optional_relation {
+                None => None,
+                Some(r) => Some(optional_relation(
+                    &format!("{sub_path}.optional_relation.relation"),
+                    &r.relation,
+                )?),
+            };
+            Some(SubjectFilter {
+                subject_type,
+                subject_id,
+                relation,
+            })
+        }
+    };
+    if resource_type.is_none()
+        && resource_id.is_none()
+        && resource_id_prefix.is_none()
+        && relation.is_none()
+        && subject.is_none()
+    {
+        return Err(Status::invalid_argument(
+            "the relationship filter must specify at least one field",
+        ));
+    }
+    Ok(RelationshipFilter {
+        resource_type,
+        resource_id,
+        resource_id_prefix,
+        relation,
+        subject,
+    })
+}
+
+pub fn preconditions(
+    path: &str,
+    values: &[api::Precondition],
+) -> Result<Vec<Precondition>, Status> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let must_match = match api::precondition::Operation::try_from(p.operation) {
+                Ok(api::precondition::Operation::MustMatch) => true,
+                Ok(api::precondition::Operation::MustNotMatch) => false,
+                _ => {
+                    return Err(invalid(
+                        &format!("{path}[{i}].operation"),
+                        "value must be one of the defined enum values and not UNSPECIFIED",
+                    ))
+                }
+            };
+            Ok(Precondition {
+                must_match,
+                filter: filter(&format!("{path}[{i}].filter"), p.filter.as_ref())?,
+            })
+        })
+        .collect()
+}
+
+pub fn timestamp_to_time(path: &str, t: &prost_types::Timestamp) -> Result<SystemTime, Status> {
+    let seconds =
+        u64::try_from(t.seconds).map_err(|_| invalid(path, "must be after 1970-01-01"))?;
+    let nanos = u32::try_from(t.nanos).map_err(|_| invalid(path, "nanos out of range"))?;
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::new(seconds, nanos))
+        .ok_or_else(|| invalid(path, "out of range"))
+}
+
+pub fn time_to_timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: since.as_secs() as i64,
+        nanos: since.subsec_nanos() as i32,
+    }
+}
+
+pub fn struct_to_json(s: &prost_types::Struct) -> Map<String, Value> {
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), value_to_json(v)))
+        .collect()
+}
+
+fn value_to_json(v: &prost_types::Value) -> Value {
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::NumberValue(n)) => Number::from_f64(*n)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::StructValue(s)) => Value::Object(struct_to_json(s)),
+        Some(Kind::ListValue(l)) => Value::Array(l.values.iter().map(value_to_json).collect()),
+    }
+}
+
+pub fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+fn json_to_value(v: &Value) -> prost_types::Value {
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(json_to_struct(o)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(t: &str, id: &str) -> api::ObjectReference {
+        api::ObjectReference {
+            object_type: t.into(),
+            object_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn invalid_fields_name_their_path_and_rule() {
+        let message = |r: Result<ObjectRef, Status>| r.unwrap_err().message().to_string();
+        assert_eq!(
+            message(resource("resource", Some(&obj("document", "a b")))),
+            r"validation error: resource.object_id: does not match regex pattern `^(([a-zA-Z0-9/_|\-=+]{1,})|\*)$`"
+        );
+        assert_eq!(
+            message(resource(
+                "resource",
+                Some(&obj("document", &"x".repeat(1025)))
+            )),
+            "validation error: resource.object_id: must be at most 1024 bytes"
+        );
+        assert_eq!(
+            message(resource("resource", Some(&obj("Document", "a")))),
+            "validation error: resource.object_type: does not match regex pattern `^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$`"
+        );
+        assert_eq!(
+            message(resource("resource", None)),
+            "validation error: resource: value is required"
+        );
+        assert_eq!(
+            message(resource("resource", Some(&obj("document", "*")))),
+            "validation error: resource.object_id: alphanumeric value is required"
+        );
+        let wildcard_with_relation = api::SubjectReference {
+            object: Some(obj("user", "*")),
+            optional_relation: "member".into(),
+        };
+        assert!(subject("subject", Some(&wildcard_with_relation)).is_err());
+    }
+
+    #[test]
+    fn contexts_round_trip_through_struct() {
+        let json: Map<String, Value> =
+            serde_json::from_str(r#"{"a":1.5,"b":[true,"x",null],"c":{"d":"e"}}"#).unwrap();
+        assert_eq!(struct_to_json(&json_to_struct(&json)), json);
+    }
+}

@@ -1,0 +1,117 @@
+//! Pemba's gRPC server: SpiceDB's `authzed.api.v1` services (permissions, schema, watch) over
+//! Pemba's engine and datastore, with preshared-key authentication, optional TLS, gRPC health and
+//! server reflection.
+
+mod auth;
+mod convert;
+mod cursor;
+mod node;
+mod permissions;
+mod schema;
+mod status;
+mod token;
+mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use pemba_proto::authzed::api::v1::permissions_service_server::PermissionsServiceServer;
+use pemba_proto::authzed::api::v1::schema_service_server::SchemaServiceServer;
+use pemba_proto::authzed::api::v1::watch_service_server::WatchServiceServer;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+pub use auth::PresharedKeys;
+pub use node::{Clock, Limits, Node};
+
+/// PEM-encoded certificate chain and private key for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// How the gRPC endpoint is exposed.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Accepted bearer tokens; at least one.
+    pub preshared_keys: Vec<String>,
+    pub tls: Option<TlsFiles>,
+    /// The largest request message accepted, in bytes (SpiceDB's default is 4 MiB).
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error("at least one preshared key is required")]
+    NoPresharedKey,
+    #[error("server reflection: {0}")]
+    Reflection(tonic_reflection::server::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(tonic::transport::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(tonic::transport::Error),
+}
+
+/// Serves `node` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    if options.preshared_keys.iter().all(|k| k.is_empty()) {
+        return Err(ServeError::NoPresharedKey);
+    }
+    let keys = PresharedKeys::new(
+        options
+            .preshared_keys
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect(),
+    );
+    let limit = options.max_message_bytes;
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<PermissionsServiceServer<permissions::Permissions>>()
+        .await;
+    health_reporter
+        .set_serving::<SchemaServiceServer<schema::Schemas>>()
+        .await;
+    health_reporter
+        .set_serving::<WatchServiceServer<watch::Watcher>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pemba_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(ServeError::Reflection)?;
+
+    let authenticate = move |request| keys.check(request);
+    let permissions = PermissionsServiceServer::new(permissions::Permissions::new(node.clone()))
+        .max_decoding_message_size(limit);
+    let schemas = SchemaServiceServer::new(schema::Schemas::new(node.clone()))
+        .max_decoding_message_size(limit);
+    let watcher =
+        WatchServiceServer::new(watch::Watcher::new(node)).max_decoding_message_size(limit);
+
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls {
+        let identity = Identity::from_pem(tls.certificate_pem, tls.key_pem);
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(ServeError::Tls)?;
+    }
+    builder
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(InterceptedService::new(permissions, authenticate.clone()))
+        .add_service(InterceptedService::new(schemas, authenticate.clone()))
+        .add_service(InterceptedService::new(watcher, authenticate))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(ServeError::Transport)
+}

@@ -1,0 +1,129 @@
+//! One Pemba node's state shared by its services: the datastore, its identity, the clock and the
+//! request limits.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use pemba_proto::authzed::api::v1 as api;
+use pemba_store::{Datastore, Snapshot, WriteCommand, WriteResult};
+use pemba_types::Revision;
+use tonic::Status;
+
+use crate::{status, token};
+
+/// Limits on request sizes, as SpiceDB enforces them.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Updates in one WriteRelationships (SpiceDB: 1000).
+    pub max_updates_per_write: usize,
+    /// Preconditions in one write (SpiceDB: 1000).
+    pub max_preconditions: usize,
+    /// Items in one CheckBulkPermissions (SpiceDB: 1000).
+    pub max_bulk_checks: usize,
+    /// Relationships deleted by one DeleteRelationships (SpiceDB: 1000).
+    pub max_delete: u64,
+    /// Results of one ReadRelationships/LookupResources page when no limit is given.
+    pub max_read_page: usize,
+    /// The largest schema accepted, in bytes.
+    pub max_schema_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_updates_per_write: 1000,
+            max_preconditions: 1000,
+            max_bulk_checks: 1000,
+            max_delete: 1000,
+            max_read_page: 1000,
+            max_schema_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// A source of wall-clock time (injected, so simulations control it).
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// What the services of one node share.
+pub struct Node {
+    pub datastore: Arc<Datastore>,
+    pub datastore_id: String,
+    pub limits: Limits,
+    pub clock: Clock,
+}
+
+impl Node {
+    pub fn new(
+        datastore: Arc<Datastore>,
+        datastore_id: String,
+        limits: Limits,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            datastore,
+            datastore_id,
+            limits,
+            clock,
+        }
+    }
+
+    pub fn token(&self, revision: Revision) -> api::ZedToken {
+        api::ZedToken {
+            token: token::encode(&self.datastore_id, revision),
+        }
+    }
+
+    fn decode(&self, t: &api::ZedToken) -> Result<Revision, Status> {
+        token::decode(&self.datastore_id, &t.token).map_err(status::token)
+    }
+
+    /// The revision a read with `consistency` is evaluated at.
+    pub fn read_revision(
+        &self,
+        consistency: Option<&api::Consistency>,
+    ) -> Result<Revision, Status> {
+        use api::consistency::Requirement;
+        let head = self.datastore.head();
+        match consistency.and_then(|c| c.requirement.as_ref()) {
+            None
+            | Some(Requirement::MinimizeLatency(_))
+            | Some(Requirement::FullyConsistent(_)) => Ok(head),
+            Some(Requirement::AtLeastAsFresh(t)) => {
+                let wanted = self.decode(t)?;
+                if wanted > head {
+                    return Err(Status::unavailable(format!(
+                        "this node has applied revision {head}, older than the ZedToken's revision {wanted}"
+                    )));
+                }
+                Ok(head)
+            }
+            Some(Requirement::AtExactSnapshot(t)) => self.decode(t),
+        }
+    }
+
+    /// A snapshot for a read with `consistency`.
+    pub fn snapshot(&self, consistency: Option<&api::Consistency>) -> Result<Snapshot, Status> {
+        let revision = self.read_revision(consistency)?;
+        self.datastore.snapshot(revision).map_err(status::read)
+    }
+
+    /// The snapshot a paginated read continues from: the cursor's revision if it carries one,
+    /// else the one `consistency` asks for.
+    pub fn snapshot_continuing(
+        &self,
+        cursor_revision: Option<Revision>,
+        consistency: Option<&api::Consistency>,
+    ) -> Result<Snapshot, Status> {
+        match cursor_revision {
+            Some(revision) => self.datastore.snapshot(revision).map_err(status::read),
+            None => self.snapshot(consistency),
+        }
+    }
+
+    /// Applies a write as the next revision, durably.
+    pub fn write(&self, command: &WriteCommand) -> Result<WriteResult, Status> {
+        self.datastore
+            .apply_next((self.clock)(), command)
+            .map_err(status::write)
+    }
+}

@@ -1,0 +1,484 @@
+//! `authzed.api.v1.PermissionsService`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use pemba_engine::{Engine, ExpandMode, ExpandNode, ExpandTree, Permissionship, SetOperation};
+use pemba_proto::authzed::api::v1 as api;
+use pemba_proto::authzed::api::v1::permissions_service_server::PermissionsService;
+use pemba_proto::google::rpc;
+use pemba_store::{key_of, RelationshipFilter, UpdateOperation, WriteCommand};
+use pemba_types::{Relationship, Revision};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert::{self, relationship_to_api};
+use crate::cursor;
+use crate::node::Node;
+use crate::status;
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn stream_of<T: Send + 'static>(items: Vec<T>) -> Stream_<T> {
+    Box::pin(tokio_stream::iter(items.into_iter().map(Ok)))
+}
+
+pub struct Permissions {
+    node: Arc<Node>,
+}
+
+impl Permissions {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn permissionship_to_api(p: &Permissionship) -> api::check_permission_response::Permissionship {
+    match p {
+        Permissionship::HasPermission => {
+            api::check_permission_response::Permissionship::HasPermission
+        }
+        Permissionship::NoPermission => {
+            api::check_permission_response::Permissionship::NoPermission
+        }
+    }
+}
+
+fn tree_to_api(tree: &ExpandTree) -> api::PermissionRelationshipTree {
+    use api::permission_relationship_tree::TreeType;
+    let tree_type = match &tree.node {
+        ExpandNode::Leaf { subjects } => TreeType::Leaf(api::DirectSubjectSet {
+            subjects: subjects.iter().map(convert::subject_to_api).collect(),
+        }),
+        ExpandNode::Intermediate {
+            operation,
+            children,
+        } => {
+            let operation = match operation {
+                SetOperation::Union => api::algebraic_subject_set::Operation::Union,
+                SetOperation::Intersection => api::algebraic_subject_set::Operation::Intersection,
+                SetOperation::Exclusion => api::algebraic_subject_set::Operation::Exclusion,
+            };
+            TreeType::Intermediate(api::AlgebraicSubjectSet {
+                operation: operation as i32,
+                children: children.iter().map(tree_to_api).collect(),
+            })
+        }
+    };
+    api::PermissionRelationshipTree {
+        tree_type: Some(tree_type),
+        expanded_object: Some(convert::object_to_api(&tree.object)),
+        expanded_relation: tree.relation.clone(),
+    }
+}
+
+/// Rejects a request carrying a caveat context: caveats are not evaluated yet.
+fn no_context(context: Option<&pemba_proto::prost_types::Struct>) -> Result<(), Status> {
+    match context {
+        Some(c) if !c.fields.is_empty() => Err(Status::unimplemented(
+            "caveat context is not supported yet: Pemba does not evaluate caveats",
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Permissions {
+    fn check_one(
+        &self,
+        engine: &Engine<'_, pemba_store::Snapshot>,
+        path: &str,
+        resource: Option<&api::ObjectReference>,
+        permission: &str,
+        subject: Option<&api::SubjectReference>,
+    ) -> Result<Permissionship, Status> {
+        let resource = convert::resource(&format!("{path}resource"), resource)?;
+        let permission = convert::permission(&format!("{path}permission"), permission)?;
+        let subject = convert::subject(&format!("{path}subject"), subject)?;
+        engine
+            .check(&resource, &permission, &subject)
+            .map_err(status::engine)
+    }
+}
+
+#[tonic::async_trait]
+impl PermissionsService for Permissions {
+    type ReadRelationshipsStream = Stream_<api::ReadRelationshipsResponse>;
+    type LookupResourcesStream = Stream_<api::LookupResourcesResponse>;
+    type LookupSubjectsStream = Stream_<api::LookupSubjectsResponse>;
+    type ExportBulkRelationshipsStream = Stream_<api::ExportBulkRelationshipsResponse>;
+
+    async fn check_permission(
+        &self,
+        request: Request<api::CheckPermissionRequest>,
+    ) -> Result<Response<api::CheckPermissionResponse>, Status> {
+        let r = request.into_inner();
+        no_context(r.context.as_ref())?;
+        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let answer = self.check_one(
+            &engine,
+            "",
+            r.resource.as_ref(),
+            &r.permission,
+            r.subject.as_ref(),
+        )?;
+        Ok(Response::new(api::CheckPermissionResponse {
+            checked_at: Some(self.node.token(snapshot.revision())),
+            permissionship: permissionship_to_api(&answer) as i32,
+            ..Default::default()
+        }))
+    }
+
+    async fn check_bulk_permissions(
+        &self,
+        request: Request<api::CheckBulkPermissionsRequest>,
+    ) -> Result<Response<api::CheckBulkPermissionsResponse>, Status> {
+        let r = request.into_inner();
+        if r.items.len() > self.node.limits.max_bulk_checks {
+            return Err(Status::invalid_argument(format!(
+                "check bulk permissions request has {} items, more than the limit of {}",
+                r.items.len(),
+                self.node.limits.max_bulk_checks
+            )));
+        }
+        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let pairs = r
+            .items
+            .into_iter()
+            .map(|item| {
+                use api::check_bulk_permissions_pair::Response as PairResponse;
+                let answer = no_context(item.context.as_ref()).and_then(|()| {
+                    self.check_one(
+                        &engine,
+                        "",
+                        item.resource.as_ref(),
+                        &item.permission,
+                        item.subject.as_ref(),
+                    )
+                });
+                let response = match answer {
+                    Ok(p) => PairResponse::Item(api::CheckBulkPermissionsResponseItem {
+                        permissionship: permissionship_to_api(&p) as i32,
+                        ..Default::default()
+                    }),
+                    Err(s) => PairResponse::Error(rpc::Status {
+                        code: s.code() as i32,
+                        message: s.message().to_string(),
+                        details: Vec::new(),
+                    }),
+                };
+                api::CheckBulkPermissionsPair {
+                    request: Some(item),
+                    response: Some(response),
+                }
+            })
+            .collect();
+        Ok(Response::new(api::CheckBulkPermissionsResponse {
+            checked_at: Some(self.node.token(snapshot.revision())),
+            pairs,
+        }))
+    }
+
+    async fn expand_permission_tree(
+        &self,
+        request: Request<api::ExpandPermissionTreeRequest>,
+    ) -> Result<Response<api::ExpandPermissionTreeResponse>, Status> {
+        let r = request.into_inner();
+        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let resource = convert::resource("resource", r.resource.as_ref())?;
+        let permission = convert::permission("permission", &r.permission)?;
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let tree = engine
+            .expand(&resource, &permission, ExpandMode::Shallow)
+            .map_err(status::engine)?;
+        Ok(Response::new(api::ExpandPermissionTreeResponse {
+            expanded_at: Some(self.node.token(snapshot.revision())),
+            tree_root: Some(tree_to_api(&tree)),
+        }))
+    }
+
+    async fn lookup_resources(
+        &self,
+        request: Request<api::LookupResourcesRequest>,
+    ) -> Result<Response<Self::LookupResourcesStream>, Status> {
+        let r = request.into_inner();
+        no_context(r.context.as_ref())?;
+        let after = r
+            .optional_cursor
+            .as_ref()
+            .map(cursor::decode_lookup)
+            .transpose()?;
+        let snapshot = self.node.snapshot_continuing(
+            after.as_ref().map(|(revision, _)| *revision),
+            r.consistency.as_ref(),
+        )?;
+        let permission = convert::permission("permission", &r.permission)?;
+        let subject = convert::subject("subject", r.subject.as_ref())?;
+        let resource_type = &r.resource_object_type;
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let found = engine
+            .lookup_resources(resource_type, &permission, &subject)
+            .map_err(status::engine)?;
+        let revision = snapshot.revision();
+        let limit = if r.optional_limit == 0 {
+            usize::MAX
+        } else {
+            r.optional_limit as usize
+        };
+        let token = self.node.token(revision);
+        let items = found
+            .into_iter()
+            .filter(|id| after.as_ref().is_none_or(|(_, last)| id > last))
+            .take(limit)
+            .map(|id| api::LookupResourcesResponse {
+                looked_up_at: Some(token.clone()),
+                after_result_cursor: Some(cursor::encode_lookup(revision, &id)),
+                resource_object_id: id,
+                permissionship: api::LookupPermissionship::HasPermission as i32,
+                partial_caveat_info: None,
+            })
+            .collect();
+        Ok(Response::new(stream_of(items)))
+    }
+
+    async fn lookup_subjects(
+        &self,
+        request: Request<api::LookupSubjectsRequest>,
+    ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
+        let r = request.into_inner();
+        no_context(r.context.as_ref())?;
+        if r.optional_concrete_limit != 0 || r.optional_cursor.is_some() {
+            return Err(Status::unimplemented(
+                "concrete limits and cursors on LookupSubjects are not supported",
+            ));
+        }
+        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let resource = convert::resource("resource", r.resource.as_ref())?;
+        let permission = convert::permission("permission", &r.permission)?;
+        let subject_relation = (!r.optional_subject_relation.is_empty())
+            .then(|| convert::relation("optional_subject_relation", &r.optional_subject_relation))
+            .transpose()?;
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let found = engine
+            .lookup_subjects(
+                &resource,
+                &permission,
+                &r.subject_object_type,
+                subject_relation.as_deref(),
+            )
+            .map_err(status::engine)?;
+        let exclude_wildcards = r.wildcard_option
+            == api::lookup_subjects_request::WildcardOption::ExcludeWildcards as i32;
+        let token = self.node.token(snapshot.revision());
+        let has = api::LookupPermissionship::HasPermission as i32;
+        let resolved = |id: &str| api::ResolvedSubject {
+            subject_object_id: id.to_string(),
+            permissionship: has,
+            partial_caveat_info: None,
+        };
+        #[allow(deprecated)]
+        let items = found
+            .into_iter()
+            .filter(|f| !(exclude_wildcards && f.subject_id == pemba_types::WILDCARD_ID))
+            .map(|f| api::LookupSubjectsResponse {
+                looked_up_at: Some(token.clone()),
+                subject_object_id: f.subject_id.clone(),
+                excluded_subject_ids: f.excluded_subject_ids.clone(),
+                permissionship: has,
+                partial_caveat_info: None,
+                subject: Some(resolved(&f.subject_id)),
+                excluded_subjects: f
+                    .excluded_subject_ids
+                    .iter()
+                    .map(|id| resolved(id))
+                    .collect(),
+                after_result_cursor: None,
+            })
+            .collect();
+        Ok(Response::new(stream_of(items)))
+    }
+
+    async fn read_relationships(
+        &self,
+        request: Request<api::ReadRelationshipsRequest>,
+    ) -> Result<Response<Self::ReadRelationshipsStream>, Status> {
+        let r = request.into_inner();
+        let filter = convert::filter("relationship_filter", r.relationship_filter.as_ref())?;
+        let after = r
+            .optional_cursor
+            .as_ref()
+            .map(cursor::decode_relationship)
+            .transpose()?;
+        let snapshot = self.node.snapshot_continuing(
+            after.as_ref().map(|(revision, _)| *revision),
+            r.consistency.as_ref(),
+        )?;
+        let limit = if r.optional_limit == 0 {
+            usize::MAX
+        } else {
+            r.optional_limit as usize
+        };
+        let found = snapshot.query(&filter, after.as_ref().map(|(_, key)| key), limit);
+        let revision = snapshot.revision();
+        let token = self.node.token(revision);
+        let items = found
+            .iter()
+            .map(|rel| api::ReadRelationshipsResponse {
+                read_at: Some(token.clone()),
+                relationship: Some(relationship_to_api(rel)),
+                after_result_cursor: Some(cursor::encode_relationship(revision, rel)),
+            })
+            .collect();
+        Ok(Response::new(stream_of(items)))
+    }
+
+    async fn write_relationships(
+        &self,
+        request: Request<api::WriteRelationshipsRequest>,
+    ) -> Result<Response<api::WriteRelationshipsResponse>, Status> {
+        let r = request.into_inner();
+        let limits = &self.node.limits;
+        if r.updates.len() > limits.max_updates_per_write {
+            return Err(Status::invalid_argument(format!(
+                "update count of {} is greater than maximum allowed of {}",
+                r.updates.len(),
+                limits.max_updates_per_write
+            )));
+        }
+        if r.optional_preconditions.len() > limits.max_preconditions {
+            return Err(Status::invalid_argument(format!(
+                "precondition count of {} is greater than maximum allowed of {}",
+                r.optional_preconditions.len(),
+                limits.max_preconditions
+            )));
+        }
+        let updates = r
+            .updates
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                use api::relationship_update::Operation;
+                let operation = match Operation::try_from(u.operation) {
+                    Ok(Operation::Create) => UpdateOperation::Create,
+                    Ok(Operation::Touch) => UpdateOperation::Touch,
+                    Ok(Operation::Delete) => UpdateOperation::Delete,
+                    _ => {
+                        return Err(Status::invalid_argument(format!(
+                            "validation error: updates[{i}].operation: value must be one of the defined enum values and not UNSPECIFIED"
+                        )))
+                    }
+                };
+                Ok((operation, convert::relationship(&format!("updates[{i}].relationship"), u.relationship.as_ref())?))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let preconditions =
+            convert::preconditions("optional_preconditions", &r.optional_preconditions)?;
+        let result = self.node.write(&WriteCommand::Relationships {
+            updates,
+            preconditions,
+        })?;
+        Ok(Response::new(api::WriteRelationshipsResponse {
+            written_at: Some(self.node.token(result.revision)),
+        }))
+    }
+
+    async fn delete_relationships(
+        &self,
+        request: Request<api::DeleteRelationshipsRequest>,
+    ) -> Result<Response<api::DeleteRelationshipsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = convert::filter("relationship_filter", r.relationship_filter.as_ref())?;
+        let preconditions =
+            convert::preconditions("optional_preconditions", &r.optional_preconditions)?;
+        let limit = if r.optional_limit == 0 {
+            None
+        } else {
+            Some(u64::from(r.optional_limit))
+        };
+        if limit.is_some_and(|l| l > self.node.limits.max_delete) {
+            return Err(Status::invalid_argument(format!(
+                "provided limit {} is greater than maximum allowed of {}",
+                r.optional_limit, self.node.limits.max_delete
+            )));
+        }
+        let command = WriteCommand::DeleteByFilter {
+            filter,
+            preconditions,
+            limit,
+            allow_partial: r.optional_allow_partial_deletions,
+        };
+        let result = self.node.write(&command)?;
+        let progress = if result.partial {
+            api::delete_relationships_response::DeletionProgress::Partial
+        } else {
+            api::delete_relationships_response::DeletionProgress::Complete
+        };
+        Ok(Response::new(api::DeleteRelationshipsResponse {
+            deleted_at: Some(self.node.token(result.revision)),
+            deletion_progress: progress as i32,
+            relationships_deleted_count: result.count,
+        }))
+    }
+
+    async fn import_bulk_relationships(
+        &self,
+        request: Request<Streaming<api::ImportBulkRelationshipsRequest>>,
+    ) -> Result<Response<api::ImportBulkRelationshipsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let mut relationships: Vec<Relationship> = Vec::new();
+        while let Some(batch) = stream.message().await? {
+            for (i, r) in batch.relationships.iter().enumerate() {
+                relationships.push(convert::relationship(
+                    &format!("relationships[{i}]"),
+                    Some(r),
+                )?);
+            }
+        }
+        let result = self.node.write(&WriteCommand::Import { relationships })?;
+        Ok(Response::new(api::ImportBulkRelationshipsResponse {
+            num_loaded: result.count,
+        }))
+    }
+
+    async fn export_bulk_relationships(
+        &self,
+        request: Request<api::ExportBulkRelationshipsRequest>,
+    ) -> Result<Response<Self::ExportBulkRelationshipsStream>, Status> {
+        let r = request.into_inner();
+        let filter = match &r.optional_relationship_filter {
+            Some(f) => convert::filter("optional_relationship_filter", Some(f))?,
+            None => RelationshipFilter::default(),
+        };
+        let after = r
+            .optional_cursor
+            .as_ref()
+            .map(cursor::decode_relationship)
+            .transpose()?;
+        let snapshot = self.node.snapshot_continuing(
+            after.as_ref().map(|(revision, _)| *revision),
+            r.consistency.as_ref(),
+        )?;
+        let batch = if r.optional_limit == 0 {
+            self.node.limits.max_read_page
+        } else {
+            r.optional_limit as usize
+        };
+        let revision: Revision = snapshot.revision();
+        let mut last = after.map(|(_, key)| key);
+        let mut responses = Vec::new();
+        loop {
+            let page = snapshot.query(&filter, last.as_ref(), batch);
+            let Some(final_rel) = page.last() else { break };
+            last = Some(key_of(final_rel));
+            responses.push(api::ExportBulkRelationshipsResponse {
+                after_result_cursor: Some(cursor::encode_relationship(revision, final_rel)),
+                relationships: page.iter().map(relationship_to_api).collect(),
+            });
+            if page.len() < batch {
+                break;
+            }
+        }
+        Ok(Response::new(stream_of(responses)))
+    }
+}

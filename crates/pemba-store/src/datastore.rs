@@ -1,0 +1,539 @@
+//! The datastore: relationships and schemas by revision, writes applied atomically and made
+//! durable before they are visible, and consistent snapshots for reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::{Mutex, RwLock};
+use pemba_engine::{validate_relationship, RelationshipError, RelationshipSnapshot, SnapshotError};
+use pemba_schema::{CompiledSchema, SchemaError};
+use pemba_types::{ObjectRef, Relationship, Revision};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::filter::{Precondition, RelationshipFilter};
+use crate::index::{key_of, Change, RelationshipIndex, RelationshipKey};
+use crate::persistence::{AppliedWrite, Collected, Persistence, PersistenceError};
+use crate::schema_change::check_schema_change;
+
+/// A schema as written and as compiled.
+#[derive(Debug)]
+pub struct SchemaVersion {
+    pub text: String,
+    pub compiled: CompiledSchema,
+}
+
+/// The changes one write made, with its revision.
+pub type ChangeBatch = (Revision, Arc<Vec<Change>>);
+
+/// How a relationship update changes the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum UpdateOperation {
+    /// Insert; the whole write fails if the relationship exists.
+    Create,
+    /// Insert or replace.
+    Touch,
+    /// Remove if present.
+    Delete,
+}
+
+/// One write, applied atomically at one revision. Everything that depends on stored state
+/// (schema validation, preconditions, conflicts) is decided when it is applied, so applying the
+/// same command to the same state always has the same effect.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum WriteCommand {
+    Relationships {
+        updates: Vec<(UpdateOperation, Relationship)>,
+        preconditions: Vec<Precondition>,
+    },
+    DeleteByFilter {
+        filter: RelationshipFilter,
+        preconditions: Vec<Precondition>,
+        limit: Option<u64>,
+        allow_partial: bool,
+    },
+    /// Bulk import: every relationship is created; any that exists fails the whole import.
+    Import {
+        relationships: Vec<Relationship>,
+    },
+    Schema {
+        text: String,
+    },
+}
+
+/// What an applied write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResult {
+    pub revision: Revision,
+    /// Relationships removed (DeleteByFilter) or written (Import).
+    pub count: u64,
+    /// DeleteByFilter stopped at its limit with more left to delete.
+    pub partial: bool,
+}
+
+/// Why a write was refused. A refused write changes nothing.
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    InvalidRelationship(#[from] RelationshipError),
+    #[error("found more than one update with relationship `{0}` in this request; a relationship can only be specified in an update once per overall WriteRelationships request")]
+    DuplicateUpdate(String),
+    #[error("could not CREATE relationship `{0}`, as it already existed. If this is persistent, please switch to TOUCH operations or specify a precondition")]
+    AlreadyExists(String),
+    #[error("unable to satisfy write precondition: {}", describe_precondition(.0))]
+    PreconditionFailed(Box<Precondition>),
+    #[error(
+        "found more than {0} relationships to be deleted and partial deletion was not requested"
+    )]
+    TooManyToDelete(u64),
+    #[error(transparent)]
+    Schema(Box<SchemaError>),
+    /// The new schema would leave stored relationships without a definition, relation or type.
+    #[error("{0}")]
+    SchemaOrphans(String),
+    #[error("revision {revision} is not newer than the datastore's head {head}")]
+    RevisionNotNewer { revision: Revision, head: Revision },
+    #[error(transparent)]
+    Persistence(#[from] PersistenceError),
+}
+
+fn describe_precondition(p: &Precondition) -> String {
+    let f = &p.filter;
+    let mut parts = Vec::new();
+    if let Some(t) = &f.resource_type {
+        parts.push(format!("resource_type={t}"));
+    }
+    if let Some(id) = &f.resource_id {
+        parts.push(format!("resource_id={id}"));
+    }
+    if let Some(prefix) = &f.resource_id_prefix {
+        parts.push(format!("resource_id_prefix={prefix}"));
+    }
+    if let Some(r) = &f.relation {
+        parts.push(format!("relation={r}"));
+    }
+    if let Some(s) = &f.subject {
+        parts.push(format!("subject_type={}", s.subject_type));
+        if let Some(id) = &s.subject_id {
+            parts.push(format!("subject_id={id}"));
+        }
+        if let Some(r) = &s.relation {
+            parts.push(format!(
+                "subject_relation={}",
+                r.as_deref().unwrap_or("...")
+            ));
+        }
+    }
+    let operation = if p.must_match {
+        "MUST_MATCH"
+    } else {
+        "MUST_NOT_MATCH"
+    };
+    format!("{operation} {{{}}}", parts.join(", "))
+}
+
+/// Why a read cannot be served at the revision asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReadError {
+    #[error("revision {revision} is older than the oldest revision kept ({horizon}); retry with a newer ZedToken or full consistency")]
+    RevisionTooOld {
+        revision: Revision,
+        horizon: Revision,
+    },
+    #[error("revision {revision} is newer than this datastore's head ({head})")]
+    RevisionNotYetAvailable { revision: Revision, head: Revision },
+}
+
+struct State {
+    index: RelationshipIndex,
+    head: Revision,
+    horizon: Revision,
+    schemas: BTreeMap<Revision, Arc<SchemaVersion>>,
+    /// Writes newer than `horizon`: their time and changes (for Watch and garbage collection).
+    writes: BTreeMap<Revision, (SystemTime, Arc<Vec<Change>>)>,
+}
+
+impl State {
+    fn schema_at(&self, at: Revision) -> Option<Arc<SchemaVersion>> {
+        self.schemas
+            .range(..=at)
+            .next_back()
+            .map(|(_, s)| s.clone())
+    }
+
+    fn check_readable(&self, at: Revision) -> Result<(), ReadError> {
+        if at < self.horizon {
+            return Err(ReadError::RevisionTooOld {
+                revision: at,
+                horizon: self.horizon,
+            });
+        }
+        if at > self.head {
+            return Err(ReadError::RevisionNotYetAvailable {
+                revision: at,
+                head: self.head,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A multi-versioned relationship store. Cheap to share: wrap it in an `Arc`.
+pub struct Datastore {
+    state: Arc<RwLock<State>>,
+    /// Serializes writers; held while a write is planned, persisted and published.
+    persistence: Mutex<Box<dyn Persistence>>,
+    /// Serializes [`Datastore::apply_next`] callers, so each picks a revision no other takes.
+    next_writer: Mutex<()>,
+    head: watch::Sender<Revision>,
+}
+
+static EMPTY_SCHEMA: std::sync::LazyLock<CompiledSchema> =
+    std::sync::LazyLock::new(|| CompiledSchema::new(Vec::new(), Vec::new(), false));
+
+impl Datastore {
+    /// Opens a datastore over `persistence`, rebuilding memory from what it recovers.
+    pub fn open(mut persistence: Box<dyn Persistence>) -> Result<Datastore, PersistenceError> {
+        let recovered = persistence.recover()?;
+        let mut index = RelationshipIndex::default();
+        let restored: Vec<_> = recovered
+            .versions
+            .into_iter()
+            .filter_map(|versions| Some((key_of(&versions.first()?.relationship), versions)))
+            .collect();
+        index.install(&restored);
+        let mut schemas = BTreeMap::new();
+        for (revision, text) in recovered.schemas {
+            let compiled = pemba_schema::compile("schema", &text).map_err(|e| {
+                PersistenceError(format!(
+                    "stored schema at revision {revision} does not compile: {e}"
+                ))
+            })?;
+            schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
+        }
+        let writes = recovered
+            .writes
+            .into_iter()
+            .map(|w| (w.revision, (w.timestamp, Arc::new(w.changes))))
+            .collect();
+        let state = State {
+            index,
+            head: recovered.head,
+            horizon: recovered.horizon,
+            schemas,
+            writes,
+        };
+        let (head, _) = watch::channel(recovered.head);
+        Ok(Datastore {
+            state: Arc::new(RwLock::new(state)),
+            persistence: Mutex::new(persistence),
+            next_writer: Mutex::new(()),
+            head,
+        })
+    }
+
+    /// The newest applied revision.
+    pub fn head(&self) -> Revision {
+        self.state.read().head
+    }
+
+    /// Notified with each new head revision.
+    pub fn watch_head(&self) -> watch::Receiver<Revision> {
+        self.head.subscribe()
+    }
+
+    /// A consistent view at `at`.
+    pub fn snapshot(&self, at: Revision) -> Result<Snapshot, ReadError> {
+        let state = self.state.read();
+        state.check_readable(at)?;
+        Ok(Snapshot {
+            state: self.state.clone(),
+            revision: at,
+            schema: state.schema_at(at),
+        })
+    }
+
+    /// Every write after `after` up to the head, oldest first, with its changes.
+    pub fn changes_after(&self, after: Revision) -> Result<Vec<ChangeBatch>, ReadError> {
+        let state = self.state.read();
+        state.check_readable(after)?;
+        Ok(state
+            .writes
+            .range(after + 1..)
+            .map(|(r, (_, changes))| (*r, changes.clone()))
+            .collect())
+    }
+
+    /// Applies `command` as the revision after the head, durably.
+    pub fn apply_next(
+        &self,
+        timestamp: SystemTime,
+        command: &WriteCommand,
+    ) -> Result<WriteResult, WriteError> {
+        let _serialized = self.next_writer.lock();
+        self.apply(self.head() + 1, timestamp, command)
+    }
+
+    /// Applies `command` at `revision` (which must be newer than the head), durably.
+    pub fn apply(
+        &self,
+        revision: Revision,
+        timestamp: SystemTime,
+        command: &WriteCommand,
+    ) -> Result<WriteResult, WriteError> {
+        let mut persistence = self.persistence.lock();
+        let (plan, versions) = {
+            let state = self.state.read();
+            if revision <= state.head {
+                return Err(WriteError::RevisionNotNewer {
+                    revision,
+                    head: state.head,
+                });
+            }
+            let plan = plan(&state, command)?;
+            let versions = state.index.updated_versions(revision, &plan.changes);
+            (plan, versions)
+        };
+        // Durable before visible: readers keep reading the old head meanwhile.
+        let write = AppliedWrite {
+            revision,
+            timestamp,
+            schema: plan.schema.as_ref().map(|s| s.text.clone()),
+            changes: plan.changes,
+            versions,
+        };
+        persistence.persist(&write)?;
+        let mut state = self.state.write();
+        state.index.install(&write.versions);
+        state.head = revision;
+        if let Some(schema) = plan.schema {
+            state.schemas.insert(revision, schema);
+        }
+        state
+            .writes
+            .insert(revision, (timestamp, Arc::new(write.changes)));
+        drop(state);
+        self.head.send_replace(revision);
+        Ok(WriteResult {
+            revision,
+            count: plan.count,
+            partial: plan.partial,
+        })
+    }
+
+    /// Drops history older than `window` before `now`: reads at older revisions fail afterwards.
+    pub fn collect_garbage(
+        &self,
+        now: SystemTime,
+        window: Duration,
+    ) -> Result<Revision, PersistenceError> {
+        let mut persistence = self.persistence.lock();
+        let cutoff = now.checked_sub(window).unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut state = self.state.write();
+        let horizon = state
+            .writes
+            .iter()
+            .take_while(|(_, (time, _))| *time <= cutoff)
+            .map(|(revision, _)| *revision)
+            .last()
+            .unwrap_or(state.horizon);
+        if horizon <= state.horizon {
+            return Ok(state.horizon);
+        }
+        let versions = state.index.collect_garbage(horizon);
+        state.horizon = horizon;
+        state.writes = state.writes.split_off(&(horizon + 1));
+        drop(state);
+        persistence.collect(&Collected { horizon, versions })?;
+        Ok(horizon)
+    }
+}
+
+/// The effect a command will have, decided against the head state.
+struct Plan {
+    changes: Vec<Change>,
+    schema: Option<Arc<SchemaVersion>>,
+    count: u64,
+    partial: bool,
+}
+
+fn plan(state: &State, command: &WriteCommand) -> Result<Plan, WriteError> {
+    let head = state.head;
+    let current = state.schema_at(head);
+    let schema = current
+        .as_ref()
+        .map(|s| &s.compiled)
+        .unwrap_or(&EMPTY_SCHEMA);
+    let exists = |filter: &RelationshipFilter| !state.index.query(filter, head, None, 1).is_empty();
+    let check_preconditions = |preconditions: &[Precondition]| -> Result<(), WriteError> {
+        for p in preconditions {
+            if exists(&p.filter) != p.must_match {
+                return Err(WriteError::PreconditionFailed(Box::new(p.clone())));
+            }
+        }
+        Ok(())
+    };
+    let plain = |changes| Plan {
+        changes,
+        schema: None,
+        count: 0,
+        partial: false,
+    };
+    match command {
+        WriteCommand::Relationships {
+            updates,
+            preconditions,
+        } => {
+            let mut seen = BTreeSet::new();
+            for (_, r) in updates {
+                if !seen.insert(key_of(r)) {
+                    return Err(WriteError::DuplicateUpdate(r.to_string()));
+                }
+            }
+            for (operation, r) in updates {
+                if *operation != UpdateOperation::Delete {
+                    validate_relationship(schema, r)?;
+                }
+            }
+            check_preconditions(preconditions)?;
+            let mut changes = Vec::new();
+            for (operation, r) in updates {
+                let live = state.index.visible(&key_of(r), head);
+                match operation {
+                    UpdateOperation::Create if live.is_some() => {
+                        return Err(WriteError::AlreadyExists(r.to_string()))
+                    }
+                    UpdateOperation::Create | UpdateOperation::Touch => {
+                        changes.push(Change::Touch(r.clone()))
+                    }
+                    UpdateOperation::Delete => changes.extend(live.cloned().map(Change::Delete)),
+                }
+            }
+            Ok(plain(changes))
+        }
+        WriteCommand::DeleteByFilter {
+            filter,
+            preconditions,
+            limit,
+            allow_partial,
+        } => {
+            check_preconditions(preconditions)?;
+            let take = limit
+                .map(|l| usize::try_from(l).unwrap_or(usize::MAX).saturating_add(1))
+                .unwrap_or(usize::MAX);
+            let mut matching = state.index.query(filter, head, None, take);
+            let mut partial = false;
+            if let Some(limit) = *limit {
+                if matching.len() as u64 > limit {
+                    if !allow_partial {
+                        return Err(WriteError::TooManyToDelete(limit));
+                    }
+                    matching.truncate(limit as usize);
+                    partial = true;
+                }
+            }
+            let count = matching.len() as u64;
+            Ok(Plan {
+                changes: matching.into_iter().map(Change::Delete).collect(),
+                schema: None,
+                count,
+                partial,
+            })
+        }
+        WriteCommand::Import { relationships } => {
+            let mut seen = BTreeSet::new();
+            for r in relationships {
+                if !seen.insert(key_of(r)) {
+                    return Err(WriteError::DuplicateUpdate(r.to_string()));
+                }
+                validate_relationship(schema, r)?;
+                if state.index.visible(&key_of(r), head).is_some() {
+                    return Err(WriteError::AlreadyExists(r.to_string()));
+                }
+            }
+            let count = relationships.len() as u64;
+            Ok(Plan {
+                changes: relationships.iter().cloned().map(Change::Touch).collect(),
+                schema: None,
+                count,
+                partial: false,
+            })
+        }
+        WriteCommand::Schema { text } => {
+            let compiled = pemba_schema::compile("schema", text)
+                .map_err(|e| WriteError::Schema(Box::new(e)))?;
+            let find = |resource_type: Option<&str>, predicate: &dyn Fn(&Relationship) -> bool| {
+                state.index.find(resource_type, head, predicate)
+            };
+            check_schema_change(schema, &compiled, &find).map_err(WriteError::SchemaOrphans)?;
+            Ok(Plan {
+                changes: Vec::new(),
+                schema: Some(Arc::new(SchemaVersion {
+                    text: text.clone(),
+                    compiled,
+                })),
+                count: 0,
+                partial: false,
+            })
+        }
+    }
+}
+
+/// A consistent view of the datastore at one revision, with the schema in force then.
+#[derive(Clone)]
+pub struct Snapshot {
+    state: Arc<RwLock<State>>,
+    revision: Revision,
+    schema: Option<Arc<SchemaVersion>>,
+}
+
+impl Snapshot {
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    /// The schema in force at this revision, if one was ever written.
+    pub fn schema(&self) -> Option<&Arc<SchemaVersion>> {
+        self.schema.as_ref()
+    }
+
+    /// The compiled schema, or an empty one if none was written.
+    pub fn compiled_schema(&self) -> &CompiledSchema {
+        self.schema
+            .as_ref()
+            .map(|s| &s.compiled)
+            .unwrap_or(&EMPTY_SCHEMA)
+    }
+
+    /// Up to `limit` relationships matching `filter`, in key order, after `after` when given.
+    pub fn query(
+        &self,
+        filter: &RelationshipFilter,
+        after: Option<&RelationshipKey>,
+        limit: usize,
+    ) -> Vec<Relationship> {
+        self.state
+            .read()
+            .index
+            .query(filter, self.revision, after, limit)
+    }
+}
+
+impl RelationshipSnapshot for Snapshot {
+    fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+    ) -> Result<Vec<Relationship>, SnapshotError> {
+        Ok(self
+            .state
+            .read()
+            .index
+            .subjects(resource, relation, self.revision))
+    }
+
+    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Relationship>, SnapshotError> {
+        Ok(self.state.read().index.resources_of(subject, self.revision))
+    }
+}

@@ -1,0 +1,357 @@
+//! The multi-versioned relationship index: every version of every relationship inside the
+//! garbage-collection window, indexed by resource and by subject object.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
+use serde::{Deserialize, Serialize};
+
+use crate::filter::RelationshipFilter;
+
+/// Identity of a relationship: resource, relation and subject (caveat and expiration are payload).
+pub type RelationshipKey = (ObjectRef, String, SubjectRef);
+
+pub fn key_of(r: &Relationship) -> RelationshipKey {
+    (r.resource.clone(), r.relation.clone(), r.subject.clone())
+}
+
+/// One version of a relationship: alive from `created` (inclusive) to `deleted` (exclusive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub created: Revision,
+    pub deleted: Option<Revision>,
+    pub relationship: Relationship,
+}
+
+impl Version {
+    pub fn visible_at(&self, at: Revision) -> bool {
+        self.created <= at && self.deleted.is_none_or(|d| d > at)
+    }
+}
+
+/// An effective change made by a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// The relationship now exists with exactly this payload (created or replaced).
+    Touch(Relationship),
+    /// The relationship no longer exists.
+    Delete(Relationship),
+}
+
+impl Change {
+    pub fn relationship(&self) -> &Relationship {
+        match self {
+            Change::Touch(r) | Change::Delete(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RelationshipIndex {
+    by_resource: BTreeMap<RelationshipKey, Vec<Version>>,
+    /// (subject object, resource, relation, subject relation): keys into `by_resource`.
+    by_subject: BTreeSet<(ObjectRef, ObjectRef, String, Option<String>)>,
+}
+
+fn lowest_object() -> ObjectRef {
+    ObjectRef::new(String::new(), String::new())
+}
+
+fn lowest_subject() -> SubjectRef {
+    SubjectRef::new(lowest_object(), None)
+}
+
+impl RelationshipIndex {
+    /// The version of `key` visible at `at`.
+    pub fn visible(&self, key: &RelationshipKey, at: Revision) -> Option<&Relationship> {
+        let versions = self.by_resource.get(key)?;
+        versions
+            .iter()
+            .rev()
+            .find(|v| v.visible_at(at))
+            .map(|v| &v.relationship)
+    }
+
+    /// The version lists that applying `changes` as of `revision` (newer than every revision
+    /// applied before) would leave, per changed key; nothing is modified.
+    pub fn updated_versions(
+        &self,
+        revision: Revision,
+        changes: &[Change],
+    ) -> Vec<(RelationshipKey, Vec<Version>)> {
+        let mut updated: BTreeMap<RelationshipKey, Vec<Version>> = BTreeMap::new();
+        for change in changes {
+            let key = key_of(change.relationship());
+            let versions = updated
+                .entry(key.clone())
+                .or_insert_with(|| self.by_resource.get(&key).cloned().unwrap_or_default());
+            if let Some(live) = versions.last_mut().filter(|v| v.deleted.is_none()) {
+                live.deleted = Some(revision);
+            }
+            // A version created and ended at the same revision was never visible: drop it.
+            versions.retain(|v| v.deleted != Some(v.created));
+            if let Change::Touch(r) = change {
+                versions.push(Version {
+                    created: revision,
+                    deleted: None,
+                    relationship: r.clone(),
+                });
+            }
+        }
+        updated.into_iter().collect()
+    }
+
+    /// Installs version lists computed by [`Self::updated_versions`] (or recovered from disk).
+    pub fn install(&mut self, updated: &[(RelationshipKey, Vec<Version>)]) {
+        for (key, versions) in updated {
+            let (resource, relation, subject) = key.clone();
+            let reverse = (subject.object, resource, relation, subject.relation);
+            if versions.is_empty() {
+                self.by_resource.remove(key);
+                self.by_subject.remove(&reverse);
+            } else {
+                self.by_resource.insert(key.clone(), versions.clone());
+                self.by_subject.insert(reverse);
+            }
+        }
+    }
+
+    /// Applies `changes` as of `revision`; see [`Self::updated_versions`].
+    #[cfg(test)]
+    pub fn apply(&mut self, revision: Revision, changes: &[Change]) {
+        let updated = self.updated_versions(revision, changes);
+        self.install(&updated);
+    }
+
+    /// Drops every version that ended at or before `horizon`; returns the changed keys with their
+    /// remaining versions (`None`: the key is gone), for persistence.
+    pub fn collect_garbage(
+        &mut self,
+        horizon: Revision,
+    ) -> Vec<(RelationshipKey, Option<Vec<Version>>)> {
+        let mut changed = Vec::new();
+        for (key, versions) in self.by_resource.iter_mut() {
+            let before = versions.len();
+            versions.retain(|v| v.deleted.is_none_or(|d| d > horizon));
+            if versions.len() != before {
+                changed.push((
+                    key.clone(),
+                    (!versions.is_empty()).then(|| versions.clone()),
+                ));
+            }
+        }
+        for (key, remaining) in &changed {
+            if remaining.is_none() {
+                self.by_resource.remove(key);
+                let (resource, relation, subject) = key.clone();
+                self.by_subject
+                    .remove(&(subject.object, resource, relation, subject.relation));
+            }
+        }
+        changed
+    }
+
+    /// Relationships of `resource#relation` visible at `at`, in subject order.
+    pub fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        at: Revision,
+    ) -> Vec<Relationship> {
+        let start = (resource.clone(), relation.to_string(), lowest_subject());
+        self.by_resource
+            .range(start..)
+            .take_while(|((res, rel, _), _)| res == resource && rel == relation)
+            .filter_map(|(_, vs)| vs.iter().rev().find(|v| v.visible_at(at)))
+            .map(|v| v.relationship.clone())
+            .collect()
+    }
+
+    /// Relationships whose subject object is `subject`, visible at `at`, in resource order.
+    pub fn resources_of(&self, subject: &ObjectRef, at: Revision) -> Vec<Relationship> {
+        let start = (subject.clone(), lowest_object(), String::new(), None);
+        self.by_subject
+            .range(start..)
+            .take_while(|(subj, ..)| subj == subject)
+            .filter_map(|(subj, resource, relation, subject_relation)| {
+                let key = (
+                    resource.clone(),
+                    relation.clone(),
+                    SubjectRef::new(subj.clone(), subject_relation.clone()),
+                );
+                self.visible(&key, at).cloned()
+            })
+            .collect()
+    }
+
+    /// Up to `limit` relationships matching `filter` at `at`, in key order, strictly after
+    /// `after` when given. Uses the resource-type range when the filter names a type.
+    pub fn query(
+        &self,
+        filter: &RelationshipFilter,
+        at: Revision,
+        after: Option<&RelationshipKey>,
+        limit: usize,
+    ) -> Vec<Relationship> {
+        let start = match (&filter.resource_type, &filter.resource_id) {
+            (Some(t), Some(id)) => (
+                ObjectRef::new(t.clone(), id.clone()),
+                String::new(),
+                lowest_subject(),
+            ),
+            (Some(t), None) => (
+                ObjectRef::new(t.clone(), String::new()),
+                String::new(),
+                lowest_subject(),
+            ),
+            _ => (lowest_object(), String::new(), lowest_subject()),
+        };
+        let start = match after {
+            Some(after) if *after >= start => after.clone(),
+            _ => start,
+        };
+        let in_type_range = |key: &RelationshipKey| {
+            filter
+                .resource_type
+                .as_ref()
+                .is_none_or(|t| key.0.object_type == *t)
+                && filter
+                    .resource_id
+                    .as_ref()
+                    .is_none_or(|id| key.0.object_id == *id)
+        };
+        self.by_resource
+            .range(start..)
+            .filter(|(key, _)| after != Some(*key))
+            .take_while(|(key, _)| in_type_range(key))
+            .filter_map(|(_, vs)| vs.iter().rev().find(|v| v.visible_at(at)))
+            .filter(|v| filter.matches(&v.relationship))
+            .take(limit)
+            .map(|v| v.relationship.clone())
+            .collect()
+    }
+
+    /// The first relationship visible at `at` for which `predicate` holds, scanning resources of
+    /// `resource_type` (or all, when `None`).
+    pub fn find(
+        &self,
+        resource_type: Option<&str>,
+        at: Revision,
+        predicate: impl Fn(&Relationship) -> bool,
+    ) -> Option<Relationship> {
+        let filter = RelationshipFilter {
+            resource_type: resource_type.map(str::to_string),
+            ..Default::default()
+        };
+        let start = (
+            ObjectRef::new(resource_type.unwrap_or_default(), ""),
+            String::new(),
+            lowest_subject(),
+        );
+        self.by_resource
+            .range(start..)
+            .take_while(|(key, _)| {
+                filter
+                    .resource_type
+                    .as_ref()
+                    .is_none_or(|t| key.0.object_type == *t)
+            })
+            .filter_map(|(_, vs)| vs.iter().rev().find(|v| v.visible_at(at)))
+            .map(|v| &v.relationship)
+            .find(|r| predicate(r))
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(text: &str) -> Relationship {
+        Relationship::parse(text).unwrap()
+    }
+
+    fn subjects(index: &RelationshipIndex, at: Revision) -> Vec<String> {
+        index
+            .subjects(&ObjectRef::new("doc", "one"), "viewer", at)
+            .iter()
+            .map(|r| r.subject.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn reads_see_exactly_their_revision() {
+        let mut index = RelationshipIndex::default();
+        index.apply(1, &[Change::Touch(rel("doc:one#viewer@user:tom"))]);
+        index.apply(2, &[Change::Touch(rel("doc:one#viewer@user:sam"))]);
+        index.apply(3, &[Change::Delete(rel("doc:one#viewer@user:tom"))]);
+        assert_eq!(subjects(&index, 0), Vec::<String>::new());
+        assert_eq!(subjects(&index, 1), ["user:tom"]);
+        assert_eq!(subjects(&index, 2), ["user:sam", "user:tom"]);
+        assert_eq!(subjects(&index, 3), ["user:sam"]);
+        assert_eq!(
+            index.resources_of(&ObjectRef::new("user", "tom"), 2).len(),
+            1
+        );
+        assert!(index
+            .resources_of(&ObjectRef::new("user", "tom"), 3)
+            .is_empty());
+    }
+
+    #[test]
+    fn garbage_collection_keeps_what_reads_after_the_horizon_need() {
+        let mut index = RelationshipIndex::default();
+        index.apply(1, &[Change::Touch(rel("doc:one#viewer@user:tom"))]);
+        index.apply(
+            2,
+            &[
+                Change::Delete(rel("doc:one#viewer@user:tom")),
+                Change::Touch(rel("doc:one#viewer@user:sam")),
+            ],
+        );
+        let changed = index.collect_garbage(1);
+        assert!(
+            changed.is_empty(),
+            "tom's version ended at 2, after the horizon"
+        );
+        let changed = index.collect_garbage(2);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].1, None);
+        assert_eq!(subjects(&index, 2), ["user:sam"]);
+        assert!(index
+            .resources_of(&ObjectRef::new("user", "tom"), 1)
+            .is_empty());
+    }
+
+    #[test]
+    fn query_pages_in_key_order() {
+        let mut index = RelationshipIndex::default();
+        let all = [
+            "doc:a#viewer@user:x",
+            "doc:b#viewer@user:x",
+            "doc:c#editor@user:y",
+            "folder:a#viewer@user:x",
+        ];
+        index.apply(1, &all.map(|r| Change::Touch(rel(r))));
+        let filter = RelationshipFilter {
+            resource_type: Some("doc".into()),
+            ..Default::default()
+        };
+        let first = index.query(&filter, 1, None, 2);
+        assert_eq!(first.len(), 2);
+        let rest = index.query(&filter, 1, Some(&key_of(&first[1])), 10);
+        assert_eq!(
+            rest.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            ["doc:c#editor@user:y"]
+        );
+        let by_subject = RelationshipFilter {
+            subject: Some(crate::filter::SubjectFilter {
+                subject_type: "user".into(),
+                subject_id: Some("x".into()),
+                relation: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(index.query(&by_subject, 1, None, 10).len(), 3);
+    }
+}

@@ -1,0 +1,22 @@
+//! Pemba's datastore: relationships and schemas by revision.
+//!
+//! Writes are planned against the current state, made durable through a [`Persistence`] and only
+//! then made visible, all under one writer lock, so every acknowledged write is on stable storage
+//! and readers never see a write that could be lost. Reads take a [`Snapshot`] at a revision and
+//! see exactly the state after that revision, however many writes follow.
+
+mod datastore;
+mod filter;
+mod index;
+mod persistence;
+mod schema_change;
+
+pub use datastore::{
+    Datastore, ReadError, SchemaVersion, Snapshot, UpdateOperation, WriteCommand, WriteError,
+    WriteResult,
+};
+pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
+pub use index::{key_of, Change, RelationshipKey, Version};
+pub use persistence::{
+    AppliedWrite, Collected, MemoryPersistence, Persistence, PersistenceError, Recovered,
+};

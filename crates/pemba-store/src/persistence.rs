@@ -1,0 +1,130 @@
+//! The boundary between the datastore and durable storage. The datastore decides what a write
+//! changes; a [`Persistence`] makes it durable and gives it back after a restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+use pemba_types::Revision;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::index::{Change, RelationshipKey, Version};
+
+/// Everything one applied write changed, as it must be made durable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedWrite {
+    pub revision: Revision,
+    pub timestamp: SystemTime,
+    /// The new schema text, if the write changed the schema.
+    pub schema: Option<String>,
+    /// The effective relationship changes, for Watch.
+    pub changes: Vec<Change>,
+    /// Each changed key's whole version list after the write.
+    pub versions: Vec<(RelationshipKey, Vec<Version>)>,
+}
+
+/// What garbage collection removed, as it must be made durable.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Collected {
+    /// History older than this revision is gone.
+    pub horizon: Revision,
+    /// Changed keys with their remaining versions; `None` deletes the key.
+    pub versions: Vec<(RelationshipKey, Option<Vec<Version>>)>,
+}
+
+/// The durable state found at start-up.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recovered {
+    /// The newest durable revision (0 for a new store).
+    pub head: Revision,
+    /// The oldest revision still readable.
+    pub horizon: Revision,
+    /// Every key's version list.
+    pub versions: Vec<Vec<Version>>,
+    /// Schema texts by the revision that wrote them, oldest first.
+    pub schemas: Vec<(Revision, String)>,
+    /// Writes newer than the horizon, oldest first (their `versions` may be empty).
+    pub writes: Vec<AppliedWrite>,
+}
+
+#[derive(Debug, Error)]
+#[error("storage failure: {0}")]
+pub struct PersistenceError(pub String);
+
+/// Durable storage for a datastore.
+pub trait Persistence: Send {
+    /// Reads back everything persisted so far.
+    fn recover(&mut self) -> Result<Recovered, PersistenceError>;
+
+    /// Makes one write durable, atomically. It must be on stable storage (fsynced) before this
+    /// returns: the caller acknowledges the write to clients right after.
+    fn persist(&mut self, write: &AppliedWrite) -> Result<(), PersistenceError>;
+
+    /// Makes a garbage collection durable. Need not be synced: losing it only keeps history longer.
+    fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError>;
+}
+
+/// Keeps everything in memory: for tests and simulations. Clones share one "disk", so a store
+/// reopened from a clone sees every write persisted before, as after a restart.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryPersistence {
+    disk: Arc<Mutex<Disk>>,
+}
+
+#[derive(Debug, Default)]
+struct Disk {
+    head: Revision,
+    horizon: Revision,
+    versions: BTreeMap<RelationshipKey, Vec<Version>>,
+    schemas: Vec<(Revision, String)>,
+    writes: Vec<AppliedWrite>,
+}
+
+impl Persistence for MemoryPersistence {
+    fn recover(&mut self) -> Result<Recovered, PersistenceError> {
+        let disk = self.disk.lock();
+        Ok(Recovered {
+            head: disk.head,
+            horizon: disk.horizon,
+            versions: disk.versions.values().cloned().collect(),
+            schemas: disk.schemas.clone(),
+            writes: disk.writes.clone(),
+        })
+    }
+
+    fn persist(&mut self, write: &AppliedWrite) -> Result<(), PersistenceError> {
+        let mut disk = self.disk.lock();
+        disk.head = write.revision;
+        for (key, versions) in &write.versions {
+            if versions.is_empty() {
+                disk.versions.remove(key);
+            } else {
+                disk.versions.insert(key.clone(), versions.clone());
+            }
+        }
+        if let Some(schema) = &write.schema {
+            disk.schemas.push((write.revision, schema.clone()));
+        }
+        disk.writes.push(AppliedWrite {
+            versions: Vec::new(),
+            ..write.clone()
+        });
+        Ok(())
+    }
+
+    fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError> {
+        let mut disk = self.disk.lock();
+        disk.horizon = collected.horizon;
+        for (key, remaining) in &collected.versions {
+            match remaining {
+                Some(versions) => disk.versions.insert(key.clone(), versions.clone()),
+                None => disk.versions.remove(key),
+            };
+        }
+        disk.writes.retain(|w| w.revision > collected.horizon);
+        Ok(())
+    }
+}

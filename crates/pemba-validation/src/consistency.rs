@@ -1,0 +1,162 @@
+//! The cross-check SpiceDB's integration suite runs on every validation file: for every resource,
+//! every relation and permission of its type, and every subject in the file, Check,
+//! LookupResources and LookupSubjects must give the same answer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pemba_engine::{Engine, FoundSubject, Permissionship, RelationshipSnapshot};
+use pemba_schema::CompiledSchema;
+use pemba_types::{ObjectRef, Relationship, SubjectRef, WILDCARD_ID};
+
+use crate::file::Assertions;
+
+/// How many (resource, permission, subject) triples were compared, and every disagreement.
+pub struct CrossCheck {
+    pub checks: usize,
+    pub failures: Vec<String>,
+}
+
+/// A LookupResources question: resource type, permission, subject.
+type ResourcesQuery = (String, String, SubjectRef);
+/// A LookupSubjects question: resource, permission, subject type and relation.
+type SubjectsQuery = (ObjectRef, String, String, Option<String>);
+
+/// Objects and subjects the file mentions, from relationships and assertions.
+fn mentioned(
+    relationships: &[Relationship],
+    assertions: &Assertions,
+) -> (BTreeSet<ObjectRef>, BTreeSet<SubjectRef>) {
+    let asserted = [&assertions.assert_true, &assertions.assert_false]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|a| Relationship::parse(a).ok());
+    let mut objects = BTreeSet::new();
+    let mut subjects = BTreeSet::new();
+    for r in relationships.iter().cloned().chain(asserted) {
+        objects.insert(r.resource);
+        if !r.subject.is_wildcard() {
+            objects.insert(r.subject.object.clone());
+            if r.subject.relation.is_some() {
+                subjects.insert(r.subject);
+            }
+        }
+    }
+    subjects.extend(objects.iter().map(|o| SubjectRef::new(o.clone(), None)));
+    (objects, subjects)
+}
+
+pub fn cross_check<S: RelationshipSnapshot>(
+    schema: &CompiledSchema,
+    engine: &Engine<'_, S>,
+    relationships: &[Relationship],
+    assertions: &Assertions,
+) -> CrossCheck {
+    let (objects, subjects) = mentioned(relationships, assertions);
+    let subject_is_valid = |s: &SubjectRef| {
+        schema
+            .definition(&s.object.object_type)
+            .is_some_and(|d| s.relation.as_ref().is_none_or(|r| d.member(r).is_some()))
+    };
+    let subjects: Vec<&SubjectRef> = subjects.iter().filter(|s| subject_is_valid(s)).collect();
+
+    let mut resources_cache: BTreeMap<ResourcesQuery, Result<Vec<String>, String>> =
+        BTreeMap::new();
+    let mut subjects_cache: BTreeMap<SubjectsQuery, Result<Vec<FoundSubject>, String>> =
+        BTreeMap::new();
+    let mut result = CrossCheck {
+        checks: 0,
+        failures: Vec::new(),
+    };
+
+    for resource in &objects {
+        let Some(definition) = schema.definition(&resource.object_type) else {
+            continue;
+        };
+        for member in &definition.members {
+            let permission = member.name();
+            for subject in &subjects {
+                result.checks += 1;
+                let triple = format!("{resource}#{permission}@{subject}");
+                let checked = match engine.check(resource, permission, subject) {
+                    Ok(answer) => answer == Permissionship::HasPermission,
+                    Err(e) => {
+                        result
+                            .failures
+                            .push(format!("check `{triple}` failed: {e}"));
+                        continue;
+                    }
+                };
+
+                let key = (
+                    resource.object_type.clone(),
+                    permission.to_string(),
+                    (*subject).clone(),
+                );
+                let resources = resources_cache.entry(key).or_insert_with(|| {
+                    engine
+                        .lookup_resources(&resource.object_type, permission, subject)
+                        .map_err(|e| e.to_string())
+                });
+                match resources {
+                    Ok(ids) if ids.contains(&resource.object_id) != checked => {
+                        result.failures.push(format!(
+                            "check `{triple}` says {checked} but LookupResources {} `{}`",
+                            if checked {
+                                "does not return"
+                            } else {
+                                "returns"
+                            },
+                            resource.object_id
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(e) => result
+                        .failures
+                        .push(format!("LookupResources for `{triple}` failed: {e}")),
+                }
+
+                let key = (
+                    resource.clone(),
+                    permission.to_string(),
+                    subject.object.object_type.clone(),
+                    subject.relation.clone(),
+                );
+                let found = subjects_cache.entry(key).or_insert_with(|| {
+                    engine
+                        .lookup_subjects(
+                            resource,
+                            permission,
+                            &subject.object.object_type,
+                            subject.relation.as_deref(),
+                        )
+                        .map_err(|e| e.to_string())
+                });
+                match found {
+                    Ok(found) => {
+                        let id = &subject.object.object_id;
+                        let listed = found.iter().any(|f| {
+                            f.subject_id == *id
+                                || (f.subject_id == WILDCARD_ID
+                                    && !f.excluded_subject_ids.contains(id))
+                        });
+                        if listed != checked {
+                            result.failures.push(format!(
+                                "check `{triple}` says {checked} but LookupSubjects {} `{id}`",
+                                if checked {
+                                    "does not return"
+                                } else {
+                                    "returns"
+                                }
+                            ));
+                        }
+                    }
+                    Err(e) => result
+                        .failures
+                        .push(format!("LookupSubjects for `{triple}` failed: {e}")),
+                }
+            }
+        }
+    }
+    result
+}

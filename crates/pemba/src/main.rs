@@ -1,0 +1,52 @@
+//! The `pemba` command line.
+
+mod serve;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "pemba",
+    version,
+    about = "A replicated, SpiceDB-compatible authorization datastore"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Pemba node.
+    Serve(serve::ServeArgs),
+    /// Run SpiceDB validation files (schema, relationships, assertions, expected subjects).
+    ///
+    /// Directories are searched for `*.yaml` files. Exits non-zero if any file fails.
+    Validate {
+        /// Validation files or directories of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEMBA_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(serve::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { paths } => validate::run(&paths),
+    }
+}
