@@ -1,5 +1,7 @@
-//! The `pemba` command line.
+//! The `pemba` command line: `serve` runs a node, `validate` runs validation files, and the other
+//! subcommands are a client of any `authzed.api.v1` endpoint.
 
+mod client;
 mod serve;
 mod validate;
 
@@ -31,6 +33,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -48,5 +52,6 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { paths } => validate::run(&paths),
+        Command::Client(command) => Ok(client::run(command)),
     }
 }
