@@ -3,8 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use pemba_engine::RelationshipError;
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::prost_types::{self, value::Kind};
+use pemba_schema::CompiledSchema;
 use pemba_store::{Precondition, RelationshipFilter, SubjectFilter};
 use pemba_types::{
     validate_object_id, validate_object_type, validate_relation_name, CaveatRef, ObjectRef,
@@ -45,9 +47,9 @@ fn object_id(path: &str, value: &str, allow_wildcard: bool) -> Result<String, St
         if allow_wildcard {
             return Ok(value.to_string());
         }
-        return Err(Status::invalid_argument(format!(
-            "validation error: {path}: alphanumeric value is required"
-        )));
+        return Err(Status::invalid_argument(
+            "invalid ObjectReference.ObjectId: alphanumeric value is required",
+        ));
     }
     validate_object_id(value).map_err(|_| pattern_error(path, ID_PATTERN))?;
     Ok(value.to_string())
@@ -163,6 +165,42 @@ pub fn subject_to_api(s: &SubjectRef) -> api::SubjectReference {
     }
 }
 
+fn invalid_filter(reason: &str) -> Status {
+    Status::invalid_argument(format!(
+        "the relationship filter provided is not valid: {reason}"
+    ))
+}
+
+/// Checks that the types and relations a filter names exist in `schema`, as SpiceDB does before
+/// reading, deleting or testing a precondition.
+pub fn filter_in_schema(
+    schema: &CompiledSchema,
+    filter: &RelationshipFilter,
+) -> Result<(), Status> {
+    let known = |object_type: &str, relation: Option<&str>| -> Result<(), RelationshipError> {
+        let definition = schema
+            .definition(object_type)
+            .ok_or_else(|| RelationshipError::UnknownDefinition(object_type.to_string()))?;
+        match relation {
+            Some(r) if definition.member(r).is_none() => Err(RelationshipError::UnknownRelation {
+                definition: object_type.to_string(),
+                relation: r.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    };
+    if let Some(resource_type) = &filter.resource_type {
+        known(resource_type, filter.relation.as_deref())
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+    }
+    if let Some(subject) = &filter.subject {
+        let relation = subject.relation.as_ref().and_then(|r| r.as_deref());
+        known(&subject.subject_type, relation)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// A relationship filter; `resource_type` may be empty (any type).
 pub fn filter(
     path: &str,
@@ -184,8 +222,8 @@ pub fn filter(
     };
     let resource_id_prefix = non_empty(&value.optional_resource_id_prefix);
     if resource_id.is_some() && resource_id_prefix.is_some() {
-        return Err(Status::invalid_argument(
-            "optional_resource_id and optional_resource_id_prefix cannot be specified together",
+        return Err(invalid_filter(
+            "resource_id and resource_id_prefix cannot be set at the same time",
         ));
     }
     let relation = optional_relation(
@@ -225,9 +263,7 @@ pub fn filter(
         && relation.is_none()
         && subject.is_none()
     {
-        return Err(Status::invalid_argument(
-            "the relationship filter must specify at least one field",
-        ));
+        return Err(invalid_filter("at least one field must be set"));
     }
     Ok(RelationshipFilter {
         resource_type,
@@ -359,13 +395,74 @@ mod tests {
         );
         assert_eq!(
             message(resource("resource", Some(&obj("document", "*")))),
-            "validation error: resource.object_id: alphanumeric value is required"
+            "invalid ObjectReference.ObjectId: alphanumeric value is required"
         );
         let wildcard_with_relation = api::SubjectReference {
             object: Some(obj("user", "*")),
             optional_relation: "member".into(),
         };
         assert!(subject("subject", Some(&wildcard_with_relation)).is_err());
+    }
+
+    #[test]
+    fn filters_must_name_types_and_relations_of_the_schema() {
+        let schema = pemba_schema::compile(
+            "schema",
+            "definition user {}\ndefinition group {\n  relation member: user | group#member\n}",
+        )
+        .unwrap();
+        let problem = |filter: RelationshipFilter| {
+            filter_in_schema(&schema, &filter)
+                .err()
+                .map(|s| (s.code(), s.message().to_string()))
+        };
+        let subject = |subject_type: &str, relation: Option<Option<&str>>| SubjectFilter {
+            subject_type: subject_type.into(),
+            subject_id: None,
+            relation: relation.map(|r| r.map(String::from)),
+        };
+        let by = |resource_type: &str, relation: Option<&str>, subject: Option<SubjectFilter>| {
+            RelationshipFilter {
+                resource_type: Some(resource_type.into()),
+                relation: relation.map(String::from),
+                subject,
+                ..Default::default()
+            }
+        };
+        assert_eq!(problem(by("group", Some("member"), None)), None);
+        assert_eq!(
+            problem(by(
+                "group",
+                None,
+                Some(subject("group", Some(Some("member"))))
+            )),
+            None
+        );
+        assert_eq!(
+            problem(by("group", None, Some(subject("user", Some(None))))),
+            None
+        );
+        let failed = |message: &str| Some((tonic::Code::FailedPrecondition, message.to_string()));
+        assert_eq!(
+            problem(by("folder", None, None)),
+            failed("object definition `folder` not found")
+        );
+        assert_eq!(
+            problem(by("group", Some("owner"), None)),
+            failed("relation/permission `owner` not found under definition `group`")
+        );
+        assert_eq!(
+            problem(by("group", None, Some(subject("team", None)))),
+            failed("object definition `team` not found")
+        );
+        assert_eq!(
+            problem(by(
+                "group",
+                None,
+                Some(subject("user", Some(Some("member"))))
+            )),
+            failed("relation/permission `member` not found under definition `user`")
+        );
     }
 
     #[test]

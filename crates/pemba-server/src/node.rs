@@ -9,7 +9,8 @@ use pemba_store::{Datastore, Snapshot, WriteCommand, WriteResult};
 use pemba_types::Revision;
 use tonic::Status;
 
-use crate::{status, token};
+use crate::status;
+use crate::token::{self, TokenError};
 
 /// Limits on request sizes, as SpiceDB enforces them.
 #[derive(Debug, Clone)]
@@ -22,8 +23,11 @@ pub struct Limits {
     pub max_bulk_checks: usize,
     /// Relationships deleted by one DeleteRelationships (SpiceDB: 1000).
     pub max_delete: u64,
-    /// Results of one ReadRelationships/LookupResources page when no limit is given.
+    /// The largest `optional_limit` of ReadRelationships and LookupResources (SpiceDB: 1000).
     pub max_read_page: usize,
+    /// The largest ExportBulkRelationships batch, and the batch size when none is given
+    /// (SpiceDB: 10000).
+    pub max_export_batch: usize,
     /// The largest schema accepted, in bytes.
     pub max_schema_bytes: usize,
 }
@@ -36,6 +40,7 @@ impl Default for Limits {
             max_bulk_checks: 1000,
             max_delete: 1000,
             max_read_page: 1000,
+            max_export_batch: 10_000,
             max_schema_bytes: 4 * 1024 * 1024,
         }
     }
@@ -73,11 +78,11 @@ impl Node {
         }
     }
 
-    fn decode(&self, t: &api::ZedToken) -> Result<Revision, Status> {
-        token::decode(&self.datastore_id, &t.token).map_err(status::token)
-    }
-
     /// The revision a read with `consistency` is evaluated at.
+    ///
+    /// As SpiceDB does by default, `at_least_as_fresh` with a token from another datastore is
+    /// served fully consistent (the freshest answer there is), and `at_exact_snapshot` with one
+    /// fails: that snapshot does not exist here.
     pub fn read_revision(
         &self,
         consistency: Option<&api::Consistency>,
@@ -89,7 +94,14 @@ impl Node {
             | Some(Requirement::MinimizeLatency(_))
             | Some(Requirement::FullyConsistent(_)) => Ok(head),
             Some(Requirement::AtLeastAsFresh(t)) => {
-                let wanted = self.decode(t)?;
+                let wanted = match token::decode(&self.datastore_id, &t.token) {
+                    Ok(wanted) => wanted,
+                    Err(e @ TokenError::OtherDatastore { .. }) => {
+                        tracing::warn!("{e}: served as a fully consistent request");
+                        return Ok(head);
+                    }
+                    Err(e) => return Err(status::token(e)),
+                };
                 if wanted > head {
                     return Err(Status::unavailable(format!(
                         "this node has applied revision {head}, older than the ZedToken's revision {wanted}"
@@ -97,7 +109,13 @@ impl Node {
                 }
                 Ok(head)
             }
-            Some(Requirement::AtExactSnapshot(t)) => self.decode(t),
+            Some(Requirement::AtExactSnapshot(t)) => match token::decode(&self.datastore_id, &t.token)
+            {
+                Err(TokenError::OtherDatastore { .. }) => Err(Status::unknown(
+                    "ZedToken specified references a different datastore instance but at-exact-snapshot was requested",
+                )),
+                decoded => decoded.map_err(status::token),
+            },
         }
     }
 
@@ -125,5 +143,69 @@ impl Node {
         self.datastore
             .apply_next((self.clock)(), command)
             .map_err(status::write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pemba_store::MemoryPersistence;
+
+    fn node(id: &str) -> Node {
+        let datastore = Datastore::open(Box::new(MemoryPersistence::default())).unwrap();
+        let node = Node::new(
+            Arc::new(datastore),
+            id.to_string(),
+            Limits::default(),
+            Arc::new(SystemTime::now),
+        );
+        for _ in 0..3 {
+            node.write(&WriteCommand::Schema {
+                text: "definition user {}".into(),
+            })
+            .unwrap();
+        }
+        node
+    }
+
+    fn at_least_as_fresh(token: api::ZedToken) -> api::Consistency {
+        api::Consistency {
+            requirement: Some(api::consistency::Requirement::AtLeastAsFresh(token)),
+        }
+    }
+
+    fn at_exact_snapshot(token: api::ZedToken) -> api::Consistency {
+        api::Consistency {
+            requirement: Some(api::consistency::Requirement::AtExactSnapshot(token)),
+        }
+    }
+
+    #[test]
+    fn tokens_of_another_datastore_read_the_head_or_fail_for_an_exact_snapshot() {
+        let (ours, theirs) = (node("ours"), node("theirs"));
+        assert_eq!(
+            ours.read_revision(Some(&at_exact_snapshot(ours.token(2))))
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            ours.read_revision(Some(&at_least_as_fresh(theirs.token(1))))
+                .unwrap(),
+            3
+        );
+        let exact = ours
+            .read_revision(Some(&at_exact_snapshot(theirs.token(1))))
+            .unwrap_err();
+        assert_eq!(exact.code(), tonic::Code::Unknown);
+        let garbled = api::ZedToken {
+            token: "garbage".into(),
+        };
+        for consistency in [
+            at_least_as_fresh(garbled.clone()),
+            at_exact_snapshot(garbled),
+        ] {
+            let error = ours.read_revision(Some(&consistency)).unwrap_err();
+            assert_eq!(error.code(), tonic::Code::InvalidArgument);
+        }
     }
 }

@@ -7,7 +7,7 @@ use pemba_engine::{Engine, ExpandMode, ExpandNode, ExpandTree, Permissionship, S
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_server::PermissionsService;
 use pemba_proto::google::rpc;
-use pemba_store::{key_of, RelationshipFilter, UpdateOperation, WriteCommand};
+use pemba_store::{key_of, Precondition, RelationshipFilter, UpdateOperation, WriteCommand};
 use pemba_types::{Relationship, Revision};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -82,18 +82,46 @@ fn no_context(context: Option<&pemba_proto::prost_types::Struct>) -> Result<(), 
     }
 }
 
+/// SpiceDB's error for an `optional_limit` above the maximum.
+fn limit_error(limit: u32, max: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!(
+        "provided limit {limit} is greater than maximum allowed of {max}"
+    ))
+}
+
 impl Permissions {
+    /// Refuses an `optional_limit` above `max` (0 means none).
+    fn check_limit(&self, limit: u32, max: usize) -> Result<(), Status> {
+        if limit as usize > max {
+            return Err(limit_error(limit, max));
+        }
+        Ok(())
+    }
+
+    /// Checks that a write's filters name types and relations of the current schema.
+    fn check_filters_in_schema(
+        &self,
+        preconditions: &[Precondition],
+        filter: Option<&RelationshipFilter>,
+    ) -> Result<(), Status> {
+        let head = self.node.snapshot(None)?;
+        let schema = head.compiled_schema();
+        filter
+            .into_iter()
+            .chain(preconditions.iter().map(|p| &p.filter))
+            .try_for_each(|f| convert::filter_in_schema(schema, f))
+    }
+
     fn check_one(
         &self,
         engine: &Engine<'_, pemba_store::Snapshot>,
-        path: &str,
         resource: Option<&api::ObjectReference>,
         permission: &str,
         subject: Option<&api::SubjectReference>,
     ) -> Result<Permissionship, Status> {
-        let resource = convert::resource(&format!("{path}resource"), resource)?;
-        let permission = convert::permission(&format!("{path}permission"), permission)?;
-        let subject = convert::subject(&format!("{path}subject"), subject)?;
+        let resource = convert::resource("resource", resource)?;
+        let permission = convert::permission("permission", permission)?;
+        let subject = convert::subject("subject", subject)?;
         engine
             .check(&resource, &permission, &subject)
             .map_err(status::engine)
@@ -117,7 +145,6 @@ impl PermissionsService for Permissions {
         let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
         let answer = self.check_one(
             &engine,
-            "",
             r.resource.as_ref(),
             &r.permission,
             r.subject.as_ref(),
@@ -141,21 +168,32 @@ impl PermissionsService for Permissions {
                 self.node.limits.max_bulk_checks
             )));
         }
+        // A malformed item fails the whole request, as SpiceDB validates the request message before
+        // checking anything; errors of evaluation are reported per item.
+        let parsed = r
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                Ok((
+                    convert::resource(&format!("items[{i}].resource"), item.resource.as_ref())?,
+                    convert::permission(&format!("items[{i}].permission"), &item.permission)?,
+                    convert::subject(&format!("items[{i}].subject"), item.subject.as_ref())?,
+                ))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
         let snapshot = self.node.snapshot(r.consistency.as_ref())?;
         let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
         let pairs = r
             .items
             .into_iter()
-            .map(|item| {
+            .zip(parsed)
+            .map(|(item, (resource, permission, subject))| {
                 use api::check_bulk_permissions_pair::Response as PairResponse;
                 let answer = no_context(item.context.as_ref()).and_then(|()| {
-                    self.check_one(
-                        &engine,
-                        "",
-                        item.resource.as_ref(),
-                        &item.permission,
-                        item.subject.as_ref(),
-                    )
+                    engine
+                        .check(&resource, &permission, &subject)
+                        .map_err(status::engine)
                 });
                 let response = match answer {
                     Ok(p) => PairResponse::Item(api::CheckBulkPermissionsResponseItem {
@@ -204,6 +242,7 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::LookupResourcesStream>, Status> {
         let r = request.into_inner();
         no_context(r.context.as_ref())?;
+        self.check_limit(r.optional_limit, self.node.limits.max_read_page)?;
         let after = r
             .optional_cursor
             .as_ref()
@@ -304,6 +343,7 @@ impl PermissionsService for Permissions {
         request: Request<api::ReadRelationshipsRequest>,
     ) -> Result<Response<Self::ReadRelationshipsStream>, Status> {
         let r = request.into_inner();
+        self.check_limit(r.optional_limit, self.node.limits.max_read_page)?;
         let filter = convert::filter("relationship_filter", r.relationship_filter.as_ref())?;
         let after = r
             .optional_cursor
@@ -314,6 +354,7 @@ impl PermissionsService for Permissions {
             after.as_ref().map(|(revision, _)| *revision),
             r.consistency.as_ref(),
         )?;
+        convert::filter_in_schema(snapshot.compiled_schema(), &filter)?;
         let limit = if r.optional_limit == 0 {
             usize::MAX
         } else {
@@ -374,6 +415,7 @@ impl PermissionsService for Permissions {
             .collect::<Result<Vec<_>, Status>>()?;
         let preconditions =
             convert::preconditions("optional_preconditions", &r.optional_preconditions)?;
+        self.check_filters_in_schema(&preconditions, None)?;
         let result = self.node.write(&WriteCommand::Relationships {
             updates,
             preconditions,
@@ -397,11 +439,9 @@ impl PermissionsService for Permissions {
             Some(u64::from(r.optional_limit))
         };
         if limit.is_some_and(|l| l > self.node.limits.max_delete) {
-            return Err(Status::invalid_argument(format!(
-                "provided limit {} is greater than maximum allowed of {}",
-                r.optional_limit, self.node.limits.max_delete
-            )));
+            return Err(limit_error(r.optional_limit, self.node.limits.max_delete));
         }
+        self.check_filters_in_schema(&preconditions, Some(&filter))?;
         let command = WriteCommand::DeleteByFilter {
             filter,
             preconditions,
@@ -409,7 +449,9 @@ impl PermissionsService for Permissions {
             allow_partial: r.optional_allow_partial_deletions,
         };
         let result = self.node.write(&command)?;
-        let progress = if result.partial {
+        // Like SpiceDB, deleting exactly `limit` relationships reports partial progress: more may
+        // remain, and a client that deletes until complete makes one more call.
+        let progress = if result.partial || limit.is_some_and(|l| result.count == l) {
             api::delete_relationships_response::DeletionProgress::Partial
         } else {
             api::delete_relationships_response::DeletionProgress::Complete
@@ -446,6 +488,7 @@ impl PermissionsService for Permissions {
         request: Request<api::ExportBulkRelationshipsRequest>,
     ) -> Result<Response<Self::ExportBulkRelationshipsStream>, Status> {
         let r = request.into_inner();
+        self.check_limit(r.optional_limit, self.node.limits.max_export_batch)?;
         let filter = match &r.optional_relationship_filter {
             Some(f) => convert::filter("optional_relationship_filter", Some(f))?,
             None => RelationshipFilter::default(),
@@ -460,7 +503,7 @@ impl PermissionsService for Permissions {
             r.consistency.as_ref(),
         )?;
         let batch = if r.optional_limit == 0 {
-            self.node.limits.max_read_page
+            self.node.limits.max_export_batch
         } else {
             r.optional_limit as usize
         };
@@ -468,14 +511,23 @@ impl PermissionsService for Permissions {
         let mut last = after.map(|(_, key)| key);
         let mut responses = Vec::new();
         loop {
-            let page = snapshot.query(&filter, last.as_ref(), batch);
+            let mut page = snapshot.query(&filter, last.as_ref(), batch);
+            let full = page.len() == batch;
+            // Like SpiceDB, a batch holds relationships of one resource type only.
+            let first_type = page.first().map(|r| r.resource.object_type.clone());
+            let one_type = page
+                .iter()
+                .take_while(|r| Some(&r.resource.object_type) == first_type.as_ref())
+                .count();
+            let more_types = one_type < page.len();
+            page.truncate(one_type);
             let Some(final_rel) = page.last() else { break };
             last = Some(key_of(final_rel));
             responses.push(api::ExportBulkRelationshipsResponse {
                 after_result_cursor: Some(cursor::encode_relationship(revision, final_rel)),
                 relationships: page.iter().map(relationship_to_api).collect(),
             });
-            if page.len() < batch {
+            if !full && !more_types {
                 break;
             }
         }

@@ -226,6 +226,15 @@ fn diff(old: &CompiledSchema, new: &CompiledSchema) -> Vec<api::ReflectionSchema
         .collect()
 }
 
+/// The schema as SpiceDB reads it back: caveats, then definitions, each sorted by name.
+fn sorted_by_name(schema: &CompiledSchema) -> CompiledSchema {
+    let mut definitions = schema.definitions.clone();
+    definitions.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut caveats = schema.caveats.clone();
+    caveats.sort_by(|a, b| a.name.cmp(&b.name));
+    CompiledSchema::new(definitions, caveats, schema.uses_expiration)
+}
+
 /// Keeps a reflected definition's parts that pass any of the filters (all pass when none given).
 fn filter_definition(
     mut definition: api::ReflectionDefinition,
@@ -280,13 +289,13 @@ impl SchemaService for Schemas {
     ) -> Result<Response<api::ReadSchemaResponse>, Status> {
         let snapshot = self.node.snapshot(None)?;
         let schema = snapshot.compiled_schema();
-        if schema.definitions.is_empty() && schema.caveats.is_empty() {
+        if schema.definitions.is_empty() {
             return Err(Status::not_found(
                 "no schema has been defined; please call WriteSchema to start",
             ));
         }
         Ok(Response::new(api::ReadSchemaResponse {
-            schema_text: schema.to_schema_text(),
+            schema_text: sorted_by_name(schema).to_schema_text(),
             read_at: Some(self.node.token(snapshot.revision())),
         }))
     }

@@ -35,11 +35,10 @@ pub fn write(e: WriteError) -> Status {
         ) => Status::failed_precondition(e.to_string()),
         WriteError::InvalidRelationship(_)
         | WriteError::DuplicateUpdate(_)
-        | WriteError::SchemaOrphans(_) => Status::invalid_argument(e.to_string()),
+        | WriteError::SchemaOrphans(_)
+        | WriteError::TooManyToDelete(_) => Status::invalid_argument(e.to_string()),
         WriteError::AlreadyExists(_) => Status::already_exists(e.to_string()),
-        WriteError::PreconditionFailed(_) | WriteError::TooManyToDelete(_) => {
-            Status::failed_precondition(e.to_string())
-        }
+        WriteError::PreconditionFailed(_) => Status::failed_precondition(e.to_string()),
         WriteError::Schema(schema_error) => schema(schema_error),
         WriteError::RevisionNotNewer { .. } => Status::aborted(e.to_string()),
         WriteError::Persistence(_) => Status::unavailable(e.to_string()),

@@ -404,6 +404,9 @@ fn plan(state: &State, command: &WriteCommand) -> Result<Plan, WriteError> {
                     UpdateOperation::Create if live.is_some() => {
                         return Err(WriteError::AlreadyExists(r.to_string()))
                     }
+                    // Touching a relationship exactly as it is stored changes nothing, so watchers
+                    // are not told of it (as in SpiceDB).
+                    UpdateOperation::Touch if live == Some(r) => {}
                     UpdateOperation::Create | UpdateOperation::Touch => {
                         changes.push(Change::Touch(r.clone()))
                     }

@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use pemba_engine::{Engine, Permissionship};
 use pemba_store::{
-    Datastore, MemoryPersistence, Precondition, ReadError, RelationshipFilter, SubjectFilter,
-    UpdateOperation, WriteCommand, WriteError,
+    Change, Datastore, MemoryPersistence, Precondition, ReadError, RelationshipFilter,
+    SubjectFilter, UpdateOperation, WriteCommand, WriteError,
 };
 use pemba_types::{ObjectRef, Relationship, SubjectRef};
 
@@ -126,6 +126,38 @@ fn refused_writes_change_nothing() {
     ));
     assert_eq!(store.head(), 2);
     assert_eq!(viewers(&store, 2), ["document:a#viewer@user:tom"]);
+}
+
+#[test]
+fn touching_an_unchanged_relationship_is_no_change() {
+    let (store, _) = open_with_schema();
+    store
+        .apply(2, at(2), &touch(&["document:a#viewer@user:tom"]))
+        .unwrap();
+    store
+        .apply(
+            3,
+            at(3),
+            &touch(&["document:a#viewer@user:tom", "document:b#viewer@user:tom"]),
+        )
+        .unwrap();
+    let changes: Vec<(u64, Vec<Change>)> = store
+        .changes_after(1)
+        .unwrap()
+        .into_iter()
+        .map(|(revision, changes)| (revision, changes.to_vec()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (2, vec![Change::Touch(rel("document:a#viewer@user:tom"))]),
+            (3, vec![Change::Touch(rel("document:b#viewer@user:tom"))]),
+        ]
+    );
+    assert_eq!(
+        viewers(&store, 3),
+        ["document:a#viewer@user:tom", "document:b#viewer@user:tom"]
+    );
 }
 
 #[test]
