@@ -4,6 +4,8 @@
 //! documents in folders, shared with groups and users, some users banned. The same seed always
 //! gives the same relationships and the same questions.
 
+use std::collections::HashSet;
+
 use pemba_types::{ObjectRef, Relationship, SubjectRef};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -41,6 +43,25 @@ pub struct Dataset {
     pub documents: usize,
 }
 
+/// Relationships without duplicates, in the order first added.
+#[derive(Default)]
+struct Relationships {
+    list: Vec<Relationship>,
+    seen: HashSet<String>,
+}
+
+impl Relationships {
+    fn add(&mut self, r: Relationship) {
+        if self.seen.insert(r.to_string()) {
+            self.list.push(r);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
 fn rel(resource: ObjectRef, relation: &str, subject: SubjectRef) -> Relationship {
     Relationship::new(resource, relation, subject)
 }
@@ -58,13 +79,13 @@ pub fn document_sharing(target: usize, seed: u64) -> Dataset {
     let users = (target / 10).max(100);
     let groups_per_level = (target / 100).max(10);
     let folders = (target / 50).max(10);
-    let mut relationships = Vec::with_capacity(target + target / 10);
+    let mut relationships = Relationships::default();
     let user = |i: usize| SubjectRef::object("user", format!("u{i}"));
 
     // Level 0 groups hold users; level k groups hold four level k-1 groups.
     for g in 0..groups_per_level {
         for _ in 0..20 {
-            relationships.push(rel(
+            relationships.add(rel(
                 ObjectRef::new("group", format!("g{g}")),
                 "member",
                 user(rng.gen_range(0..users)),
@@ -76,7 +97,7 @@ pub fn document_sharing(target: usize, seed: u64) -> Dataset {
             let id = level * groups_per_level + g;
             for _ in 0..4 {
                 let child = (level - 1) * groups_per_level + rng.gen_range(0..groups_per_level);
-                relationships.push(rel(
+                relationships.add(rel(
                     ObjectRef::new("group", format!("g{id}")),
                     "member",
                     group_member(child),
@@ -89,13 +110,13 @@ pub fn document_sharing(target: usize, seed: u64) -> Dataset {
     // Folders form a forest: each folder's parent has a smaller id.
     for f in 1..folders {
         let folder = ObjectRef::new("folder", format!("f{f}"));
-        relationships.push(rel(
+        relationships.add(rel(
             folder.clone(),
             "parent",
             SubjectRef::object("folder", format!("f{}", rng.gen_range(0..f))),
         ));
         if rng.gen_bool(0.3) {
-            relationships.push(rel(folder, "viewer", group_member(any_group(&mut rng))));
+            relationships.add(rel(folder, "viewer", group_member(any_group(&mut rng))));
         }
     }
 
@@ -103,34 +124,35 @@ pub fn document_sharing(target: usize, seed: u64) -> Dataset {
     while relationships.len() < target {
         let document = ObjectRef::new("document", format!("d{documents}"));
         documents += 1;
-        relationships.push(rel(
+        relationships.add(rel(
             document.clone(),
             "parent",
             SubjectRef::object("folder", format!("f{}", rng.gen_range(0..folders))),
         ));
-        relationships.push(rel(
+        relationships.add(rel(
             document.clone(),
             "viewer",
             group_member(any_group(&mut rng)),
         ));
         if rng.gen_bool(0.5) {
-            relationships.push(rel(
+            relationships.add(rel(
                 document.clone(),
                 "viewer",
                 user(rng.gen_range(0..users)),
             ));
         }
         if rng.gen_bool(0.1) {
-            relationships.push(rel(
+            relationships.add(rel(
                 document.clone(),
                 "banned",
                 user(rng.gen_range(0..users)),
             ));
         }
         if rng.gen_bool(0.01) {
-            relationships.push(rel(document, "viewer", SubjectRef::object("user", "*")));
+            relationships.add(rel(document, "viewer", SubjectRef::object("user", "*")));
         }
     }
+    let mut relationships = relationships.list;
     relationships.shuffle(&mut rng);
     Dataset {
         relationships,
@@ -163,6 +185,8 @@ mod tests {
         let a = document_sharing(5_000, 7);
         let b = document_sharing(5_000, 7);
         assert_eq!(a.relationships, b.relationships);
+        let unique: HashSet<String> = a.relationships.iter().map(|r| r.to_string()).collect();
+        assert_eq!(unique.len(), a.relationships.len(), "no duplicates");
         assert!(a.relationships.len() >= 5_000);
         assert_ne!(a.relationships, document_sharing(5_000, 8).relationships);
     }

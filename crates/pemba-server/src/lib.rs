@@ -6,6 +6,7 @@ mod auth;
 mod convert;
 mod cursor;
 mod node;
+mod observability;
 mod permissions;
 mod schema;
 mod status;
@@ -26,6 +27,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::PresharedKeys;
 pub use node::{Clock, Limits, Node};
+pub use observability::Metrics;
 
 /// PEM-encoded certificate chain and private key for TLS.
 #[derive(Debug, Clone)]
@@ -56,12 +58,15 @@ pub enum ServeError {
     Transport(tonic::transport::Error),
 }
 
-/// Serves `node` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves `node`'s gRPC API on `grpc_listener` (and, when given, `/metrics`, `/healthz` and
+/// `/readyz` on `http_listener`) until `shutdown` completes; then reports not ready and drains
+/// in-flight requests.
 pub async fn serve(
     node: Arc<Node>,
-    listener: TcpListener,
+    grpc_listener: TcpListener,
+    http_listener: Option<TcpListener>,
     options: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     if options.preshared_keys.iter().all(|k| k.is_empty()) {
         return Err(ServeError::NoPresharedKey);
@@ -90,6 +95,27 @@ pub async fn serve(
         .build_v1()
         .map_err(ServeError::Reflection)?;
 
+    let metrics = Arc::new(Metrics::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let when_stopped = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    };
+    if let Some(http_listener) = http_listener {
+        let serving = observability::serve_http(
+            http_listener,
+            metrics.clone(),
+            node.datastore.clone(),
+            when_stopped(stopped.clone()),
+        );
+        tokio::spawn(serving);
+    }
+    let draining = metrics.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        draining.set_ready(false);
+        let _ = stop.send(true);
+    });
+
     let authenticate = move |request| keys.check(request);
     let permissions = PermissionsServiceServer::new(permissions::Permissions::new(node.clone()))
         .max_decoding_message_size(limit);
@@ -98,20 +124,22 @@ pub async fn serve(
     let watcher =
         WatchServiceServer::new(watch::Watcher::new(node)).max_decoding_message_size(limit);
 
-    let mut builder = Server::builder();
+    let mut builder =
+        Server::builder().layer(observability::ObservabilityLayer::new(metrics.clone()));
     if let Some(tls) = options.tls {
         let identity = Identity::from_pem(tls.certificate_pem, tls.key_pem);
         builder = builder
             .tls_config(ServerTlsConfig::new().identity(identity))
             .map_err(ServeError::Tls)?;
     }
+    metrics.set_ready(true);
     builder
         .add_service(health)
         .add_service(reflection)
         .add_service(InterceptedService::new(permissions, authenticate.clone()))
         .add_service(InterceptedService::new(schemas, authenticate.clone()))
         .add_service(InterceptedService::new(watcher, authenticate))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), when_stopped(stopped))
         .await
         .map_err(ServeError::Transport)
 }

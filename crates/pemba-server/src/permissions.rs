@@ -287,10 +287,9 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
         let r = request.into_inner();
         no_context(r.context.as_ref())?;
-        if r.optional_concrete_limit != 0 || r.optional_cursor.is_some() {
-            return Err(Status::unimplemented(
-                "concrete limits and cursors on LookupSubjects are not supported",
-            ));
+        // As in SpiceDB, which answers every subject in one stream and pages nothing.
+        if r.optional_concrete_limit != 0 {
+            return Err(Status::unimplemented("concrete limit is not yet supported"));
         }
         let snapshot = self.node.snapshot(r.consistency.as_ref())?;
         let resource = convert::resource("resource", r.resource.as_ref())?;

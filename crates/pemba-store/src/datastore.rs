@@ -179,6 +179,18 @@ impl State {
     }
 }
 
+/// A datastore's sizes and revisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatastoreStats {
+    pub head: Revision,
+    /// The oldest revision still readable.
+    pub horizon: Revision,
+    /// Relationships with at least one kept version (live or historical).
+    pub keys: usize,
+    /// Versions kept across all keys.
+    pub versions: usize,
+}
+
 /// A multi-versioned relationship store. Cheap to share: wrap it in an `Arc`.
 pub struct Datastore {
     state: Arc<RwLock<State>>,
@@ -236,6 +248,18 @@ impl Datastore {
     /// The newest applied revision.
     pub fn head(&self) -> Revision {
         self.state.read().head
+    }
+
+    /// Sizes and revisions, for metrics.
+    pub fn stats(&self) -> DatastoreStats {
+        let state = self.state.read();
+        let (keys, versions) = state.index.sizes();
+        DatastoreStats {
+            head: state.head,
+            horizon: state.horizon,
+            keys,
+            versions,
+        }
     }
 
     /// Notified with each new head revision.

@@ -62,6 +62,14 @@ fn lowest_subject() -> SubjectRef {
 }
 
 impl RelationshipIndex {
+    /// How many relationship keys, and versions of them, are held.
+    pub fn sizes(&self) -> (usize, usize) {
+        (
+            self.by_resource.len(),
+            self.by_resource.values().map(Vec::len).sum(),
+        )
+    }
+
     /// The version of `key` visible at `at`.
     pub fn visible(&self, key: &RelationshipKey, at: Revision) -> Option<&Relationship> {
         let versions = self.by_resource.get(key)?;

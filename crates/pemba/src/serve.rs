@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// The gRPC listen address.
     #[arg(long, default_value = "127.0.0.1:50051", env = "PEMBA_GRPC_ADDR")]
     grpc_addr: SocketAddr,
+    /// The HTTP listen address for `/metrics` (Prometheus), `/healthz` and `/readyz`; `off` to
+    /// disable.
+    #[arg(long, default_value = "127.0.0.1:9090", env = "PEMBA_METRICS_ADDR")]
+    metrics_addr: String,
     /// The key clients must present as `authorization: Bearer <key>` (required; repeat the flag to
     /// accept several keys during a rotation).
     #[arg(
@@ -100,8 +104,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("listening on {}", args.grpc_addr))?;
+    let http_listener = match args.metrics_addr.as_str() {
+        "off" => None,
+        addr => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?,
+        ),
+    };
     tracing::info!(
         grpc_addr = %listener.local_addr()?,
+        metrics_addr = %args.metrics_addr,
         data_dir = %args.data_dir.display(),
         datastore_id = %id,
         revision = datastore.head(),
@@ -112,6 +125,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls,
         max_message_bytes: args.max_message_bytes,
     };
-    pemba_server::serve(node, listener, options, shutdown_signal()).await?;
+    pemba_server::serve(node, listener, http_listener, options, shutdown_signal()).await?;
     Ok(())
 }

@@ -1,0 +1,276 @@
+//! Bad input never panics the server and never changes stored data: each gets its status, and
+//! the server keeps serving.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use pemba_proto::authzed::api::v1 as api;
+use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
+use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
+use support::{authorized, stored_documents, Server};
+use tonic::transport::Channel;
+use tonic::Code;
+
+const SCHEMA: &str = "definition user {}\n\ndefinition document {\n    relation viewer: user\n    permission view = viewer\n}\n";
+
+fn object(object_type: &str, object_id: &str) -> Option<api::ObjectReference> {
+    Some(api::ObjectReference {
+        object_type: object_type.into(),
+        object_id: object_id.into(),
+    })
+}
+
+fn subject(object_type: &str, object_id: &str, relation: &str) -> Option<api::SubjectReference> {
+    Some(api::SubjectReference {
+        object: object(object_type, object_id),
+        optional_relation: relation.into(),
+    })
+}
+
+fn touch(
+    resource: (&str, &str),
+    relation: &str,
+    subject_ref: Option<api::SubjectReference>,
+) -> api::WriteRelationshipsRequest {
+    api::WriteRelationshipsRequest {
+        updates: vec![api::RelationshipUpdate {
+            operation: api::relationship_update::Operation::Touch as i32,
+            relationship: Some(api::Relationship {
+                resource: object(resource.0, resource.1),
+                relation: relation.into(),
+                subject: subject_ref,
+                optional_caveat: None,
+                optional_expires_at: None,
+            }),
+        }],
+        ..Default::default()
+    }
+}
+
+fn at_exact(token: &str) -> Option<api::Consistency> {
+    Some(api::Consistency {
+        requirement: Some(api::consistency::Requirement::AtExactSnapshot(
+            api::ZedToken {
+                token: token.into(),
+            },
+        )),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_status_and_changes_nothing() {
+    let data = tempfile::tempdir().expect("a temp dir");
+    let server = Server::start(data.path());
+    let channel = Channel::from_shared(server.url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let mut schema = SchemaServiceClient::new(channel.clone());
+    let mut client =
+        PermissionsServiceClient::new(channel).max_encoding_message_size(64 * 1024 * 1024);
+    schema
+        .write_schema(authorized(api::WriteSchemaRequest {
+            schema: SCHEMA.into(),
+        }))
+        .await
+        .expect("schema");
+    let written = client
+        .write_relationships(authorized(touch(
+            ("document", "plan"),
+            "viewer",
+            subject("user", "tom", ""),
+        )))
+        .await
+        .expect("a valid write")
+        .into_inner()
+        .written_at
+        .expect("a token");
+    let before = stored_documents(&mut client).await;
+
+    let writes: Vec<(&str, api::WriteRelationshipsRequest, Code)> = vec![
+        (
+            "space in id",
+            touch(("document", "a b"), "viewer", subject("user", "tom", "")),
+            Code::InvalidArgument,
+        ),
+        (
+            "empty id",
+            touch(("document", ""), "viewer", subject("user", "tom", "")),
+            Code::InvalidArgument,
+        ),
+        (
+            "id too long",
+            touch(
+                ("document", &"x".repeat(1025)),
+                "viewer",
+                subject("user", "tom", ""),
+            ),
+            Code::InvalidArgument,
+        ),
+        (
+            "unicode id",
+            touch(("document", "é"), "viewer", subject("user", "tom", "")),
+            Code::InvalidArgument,
+        ),
+        (
+            "uppercase type",
+            touch(("Document", "a"), "viewer", subject("user", "tom", "")),
+            Code::InvalidArgument,
+        ),
+        (
+            "unknown type",
+            touch(("folder", "a"), "viewer", subject("user", "tom", "")),
+            Code::FailedPrecondition,
+        ),
+        (
+            "unknown relation",
+            touch(("document", "a"), "owner", subject("user", "tom", "")),
+            Code::FailedPrecondition,
+        ),
+        (
+            "write to a permission",
+            touch(("document", "a"), "view", subject("user", "tom", "")),
+            Code::InvalidArgument,
+        ),
+        (
+            "wildcard not allowed",
+            touch(("document", "a"), "viewer", subject("user", "*", "")),
+            Code::InvalidArgument,
+        ),
+        (
+            "unknown subject relation",
+            touch(
+                ("document", "a"),
+                "viewer",
+                subject("user", "tom", "member"),
+            ),
+            Code::FailedPrecondition,
+        ),
+        (
+            "missing subject",
+            touch(("document", "a"), "viewer", None),
+            Code::InvalidArgument,
+        ),
+        (
+            "unspecified operation",
+            {
+                let mut r = touch(("document", "a"), "viewer", subject("user", "tom", ""));
+                r.updates[0].operation = 0;
+                r
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            "too many updates",
+            {
+                let mut r = touch(("document", "a"), "viewer", subject("user", "tom", ""));
+                let update = r.updates[0].clone();
+                r.updates = (0..1001)
+                    .map(|i| {
+                        let mut u = update.clone();
+                        if let Some(rel) = u.relationship.as_mut() {
+                            rel.resource = object("document", &format!("d{i}"));
+                        }
+                        u
+                    })
+                    .collect();
+                r
+            },
+            Code::InvalidArgument,
+        ),
+    ];
+    for (what, request, code) in writes {
+        let status = client
+            .write_relationships(authorized(request))
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), code, "{what}: {}", status.message());
+    }
+
+    let oversized = api::WriteSchemaRequest {
+        schema: format!("// {}\n{SCHEMA}", "x".repeat(5 * 1024 * 1024)),
+    };
+    let status = schema
+        .write_schema(authorized(oversized))
+        .await
+        .expect_err("oversized message");
+    assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
+
+    let checks: Vec<(&str, api::CheckPermissionRequest, Code)> = vec![
+        (
+            "garbled token",
+            api::CheckPermissionRequest {
+                consistency: at_exact("not-a-token"),
+                resource: object("document", "plan"),
+                permission: "view".into(),
+                subject: subject("user", "tom", ""),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            "unknown permission",
+            api::CheckPermissionRequest {
+                resource: object("document", "plan"),
+                permission: "edit".into(),
+                subject: subject("user", "tom", ""),
+                ..Default::default()
+            },
+            Code::FailedPrecondition,
+        ),
+        (
+            "wildcard subject",
+            api::CheckPermissionRequest {
+                resource: object("document", "plan"),
+                permission: "view".into(),
+                subject: subject("user", "*", ""),
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+        ),
+    ];
+    for (what, request, code) in checks {
+        let status = client
+            .check_permission(authorized(request))
+            .await
+            .expect_err(what);
+        assert_eq!(status.code(), code, "{what}: {}", status.message());
+    }
+
+    // Garbage on the wire: a connection that is not HTTP/2 at all, then one that breaks the
+    // HTTP/2 preface. The server drops them and keeps serving.
+    for garbage in [
+        &b"\x00\xffnot a grpc request at all\r\n\r\n"[..],
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+    ] {
+        let mut raw = TcpStream::connect(server.addr).expect("raw connect");
+        raw.set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = raw.write_all(garbage);
+    }
+
+    let answer = client
+        .check_permission(authorized(api::CheckPermissionRequest {
+            consistency: at_exact(&written.token),
+            resource: object("document", "plan"),
+            permission: "view".into(),
+            subject: subject("user", "tom", ""),
+            ..Default::default()
+        }))
+        .await
+        .expect("still serving")
+        .into_inner();
+    assert_eq!(
+        answer.permissionship,
+        api::check_permission_response::Permissionship::HasPermission as i32
+    );
+    assert_eq!(
+        stored_documents(&mut client).await,
+        before,
+        "nothing stored changed"
+    );
+}

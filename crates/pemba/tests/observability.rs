@@ -1,0 +1,59 @@
+//! `/metrics`, `/healthz` and `/readyz` on the metrics address.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use pemba_proto::authzed::api::v1 as api;
+use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
+use support::{authorized, free_port, Server};
+use tonic::Request;
+
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("the metrics endpoint accepts connections");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_readiness_are_served() {
+    let data = tempfile::tempdir().expect("a temp dir");
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let server = Server::start_with_metrics(data.path(), &metrics_addr);
+    assert!(get(&metrics_addr, "/healthz").starts_with("HTTP/1.1 200 OK"));
+    assert!(get(&metrics_addr, "/readyz").starts_with("HTTP/1.1 200 OK"));
+    assert!(get(&metrics_addr, "/nothing").starts_with("HTTP/1.1 404"));
+
+    let mut schema = SchemaServiceClient::connect(server.url())
+        .await
+        .expect("connects");
+    let request = authorized(api::WriteSchemaRequest {
+        schema: "definition user {}".into(),
+    });
+    let response = schema.write_schema(request).await.expect("schema written");
+    let request_id = response
+        .metadata()
+        .get("x-request-id")
+        .expect("a request id is echoed");
+    assert!(!request_id.is_empty());
+    let unauthenticated = schema
+        .read_schema(Request::new(api::ReadSchemaRequest {}))
+        .await
+        .expect_err("no key");
+    assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
+
+    let metrics = get(&metrics_addr, "/metrics");
+    assert!(
+        metrics.contains("pemba_grpc_requests_total{method=\"/authzed.api.v1.SchemaService/WriteSchema\",code=\"OK\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pemba_grpc_requests_total{method=\"/authzed.api.v1.SchemaService/ReadSchema\",code=\"UNAUTHENTICATED\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pemba_revision 1"), "{metrics}");
+    assert!(metrics.contains("pemba_ready 1"), "{metrics}");
+}
