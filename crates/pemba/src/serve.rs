@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// PEM private key for TLS.
     #[arg(long, env = "PEMBA_TLS_KEY_PATH", requires = "tls_cert_path")]
     tls_key_path: Option<PathBuf>,
+    /// How long old revisions stay readable (at_exact_snapshot, cursors, Watch resumption);
+    /// older history is garbage-collected.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, env = "PEMBA_GC_WINDOW")]
+    gc_window: Duration,
+    /// How often garbage collection runs.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    gc_interval: Duration,
     /// The largest request message accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     max_message_bytes: usize,
@@ -76,6 +83,20 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// Every `interval`, drops history older than `window`.
+fn spawn_garbage_collection(datastore: Arc<Datastore>, window: Duration, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
+        loop {
+            ticker.tick().await;
+            match datastore.collect_garbage(SystemTime::now(), window) {
+                Ok(horizon) => tracing::debug!(horizon, "garbage collection done"),
+                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+            }
+        }
+    });
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -120,6 +141,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         revision = datastore.head(),
         "pemba is serving"
     );
+    spawn_garbage_collection(datastore.clone(), args.gc_window, args.gc_interval);
     let options = ServeOptions {
         preshared_keys: args.grpc_preshared_keys,
         tls,

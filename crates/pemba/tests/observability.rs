@@ -7,8 +7,11 @@ use std::net::TcpStream;
 
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
+use std::time::Duration;
 use support::{authorized, free_port, Server};
-use tonic::Request;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 fn get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("the metrics endpoint accepts connections");
@@ -40,7 +43,7 @@ async fn metrics_health_and_readiness_are_served() {
         .expect("a request id is echoed");
     assert!(!request_id.is_empty());
     let unauthenticated = schema
-        .read_schema(Request::new(api::ReadSchemaRequest {}))
+        .read_schema(tonic::Request::new(api::ReadSchemaRequest {}))
         .await
         .expect_err("no key");
     assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
@@ -56,4 +59,24 @@ async fn metrics_health_and_readiness_are_served() {
     );
     assert!(metrics.contains("pemba_revision 1"), "{metrics}");
     assert!(metrics.contains("pemba_ready 1"), "{metrics}");
+
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .expect("a valid url")
+        .connect()
+        .await
+        .expect("connects");
+    let mut health = HealthClient::new(channel);
+    let serving = health
+        .check(HealthCheckRequest {
+            service: "authzed.api.v1.PermissionsService".into(),
+        })
+        .await
+        .expect("health answers without a key")
+        .into_inner();
+    assert_eq!(serving.status, ServingStatus::Serving as i32);
+
+    assert!(
+        server.terminate(Duration::from_secs(10)),
+        "SIGTERM ends the server cleanly"
+    );
 }

@@ -82,6 +82,27 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// Sends SIGTERM and waits up to `within` for the process to exit; returns whether it exited
+    /// successfully.
+    pub fn terminate(mut self, within: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills the process with SIGKILL, as a crash would, and waits for it to be gone.
     pub fn kill(mut self) {
         let _ = self.child.kill();
