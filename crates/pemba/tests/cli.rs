@@ -3,14 +3,15 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-const KEY: &str = "cli-test-key";
+mod support;
+
+use support::KEY;
 
 const SCHEMA: &str = "
 definition user {}
@@ -29,59 +30,21 @@ definition document {
 
 /// A `pemba serve` on a free port and a temporary data directory, killed when dropped.
 struct Server {
-    child: Child,
+    /// Held for its lifetime: dropping it stops the server.
+    _node: support::Server,
     endpoint: String,
     data: TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn start() -> Server {
         let data = TempDir::new().expect("a temporary directory");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let endpoint = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_pemba"))
-            .args([
-                "serve",
-                "--grpc-addr",
-                &endpoint,
-                "--grpc-preshared-key",
-                KEY,
-            ])
-            .arg("--data-dir")
-            .arg(data.path().join("node"))
-            .env("PEMBA_LOG", "warn")
-            // No metrics listener: tests run servers side by side.
-            .env("PEMBA_METRICS_ADDR", "off")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("pemba serve starts");
-        let mut server = Server {
-            child,
+        let node = support::Server::start(&data.path().join("node"));
+        let endpoint = node.addr.to_string();
+        Server {
+            _node: node,
             endpoint,
             data,
-        };
-        server.wait_until_listening();
-        server
-    }
-
-    fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(&self.endpoint).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("pemba serve exited with {status}");
-            }
-            assert!(Instant::now() < deadline, "pemba serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
