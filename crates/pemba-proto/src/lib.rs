@@ -11,6 +11,8 @@
 //! - Well-known types (`Struct`, `Timestamp`, `Duration`, `Any`) are [`prost_types`].
 //! - gRPC health checking is not here: use the `tonic-health` crate.
 
+pub mod convert;
+
 /// Re-exported because the generated messages embed its well-known types.
 pub use prost_types;
 

@@ -5,14 +5,16 @@ use std::time::{Duration, SystemTime};
 
 use pemba_engine::RelationshipError;
 use pemba_proto::authzed::api::v1 as api;
-use pemba_proto::prost_types::{self, value::Kind};
+pub use pemba_proto::convert::{
+    object_to_api, relationship_to_api, struct_to_json, subject_to_api,
+};
+use pemba_proto::prost_types;
 use pemba_schema::CompiledSchema;
 use pemba_store::{Precondition, RelationshipFilter, SubjectFilter};
 use pemba_types::{
     validate_object_id, validate_object_type, validate_relation_name, CaveatRef, ObjectRef,
     Relationship, SubjectRef, WILDCARD_ID,
 };
-use serde_json::{Map, Number, Value};
 use tonic::Status;
 
 const TYPE_PATTERN: &str = "^([a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]$";
@@ -136,33 +138,6 @@ pub fn relationship(path: &str, value: Option<&api::Relationship>) -> Result<Rel
         )?);
     }
     Ok(r)
-}
-
-pub fn relationship_to_api(r: &Relationship) -> api::Relationship {
-    api::Relationship {
-        resource: Some(object_to_api(&r.resource)),
-        relation: r.relation.clone(),
-        subject: Some(subject_to_api(&r.subject)),
-        optional_caveat: r.caveat.as_ref().map(|c| api::ContextualizedCaveat {
-            caveat_name: c.name.clone(),
-            context: (!c.context.is_empty()).then(|| json_to_struct(&c.context)),
-        }),
-        optional_expires_at: r.expires_at.map(time_to_timestamp),
-    }
-}
-
-pub fn object_to_api(o: &ObjectRef) -> api::ObjectReference {
-    api::ObjectReference {
-        object_type: o.object_type.clone(),
-        object_id: o.object_id.clone(),
-    }
-}
-
-pub fn subject_to_api(s: &SubjectRef) -> api::SubjectReference {
-    api::SubjectReference {
-        object: Some(object_to_api(&s.object)),
-        optional_relation: s.relation.clone().unwrap_or_default(),
-    }
 }
 
 fn invalid_filter(reason: &str) -> Status {
@@ -309,57 +284,6 @@ pub fn timestamp_to_time(path: &str, t: &prost_types::Timestamp) -> Result<Syste
         .ok_or_else(|| invalid(path, "out of range"))
 }
 
-pub fn time_to_timestamp(t: SystemTime) -> prost_types::Timestamp {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    prost_types::Timestamp {
-        seconds: since.as_secs() as i64,
-        nanos: since.subsec_nanos() as i32,
-    }
-}
-
-pub fn struct_to_json(s: &prost_types::Struct) -> Map<String, Value> {
-    s.fields
-        .iter()
-        .map(|(k, v)| (k.clone(), value_to_json(v)))
-        .collect()
-}
-
-fn value_to_json(v: &prost_types::Value) -> Value {
-    match &v.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::NumberValue(n)) => Number::from_f64(*n)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        Some(Kind::StringValue(s)) => Value::String(s.clone()),
-        Some(Kind::BoolValue(b)) => Value::Bool(*b),
-        Some(Kind::StructValue(s)) => Value::Object(struct_to_json(s)),
-        Some(Kind::ListValue(l)) => Value::Array(l.values.iter().map(value_to_json).collect()),
-    }
-}
-
-pub fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: m
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_value(v)))
-            .collect(),
-    }
-}
-
-fn json_to_value(v: &Value) -> prost_types::Value {
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-            values: a.iter().map(json_to_value).collect(),
-        }),
-        Value::Object(o) => Kind::StructValue(json_to_struct(o)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,12 +387,5 @@ mod tests {
             )),
             failed("relation/permission `member` not found under definition `user`")
         );
-    }
-
-    #[test]
-    fn contexts_round_trip_through_struct() {
-        let json: Map<String, Value> =
-            serde_json::from_str(r#"{"a":1.5,"b":[true,"x",null],"c":{"d":"e"}}"#).unwrap();
-        assert_eq!(struct_to_json(&json_to_struct(&json)), json);
     }
 }

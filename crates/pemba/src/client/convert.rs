@@ -5,39 +5,15 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use pemba_proto::authzed::api::v1 as api;
-use pemba_proto::prost_types::{self, value::Kind};
+pub use pemba_proto::convert::{
+    json_to_struct, object_to_api, relationship_to_api, struct_to_json, subject_to_api,
+};
+use pemba_proto::prost_types;
 use pemba_types::{
     validate_object_id, validate_object_type, validate_relation_name, validate_subject_id,
     CaveatRef, ObjectRef, Relationship, SubjectRef, ELLIPSIS,
 };
-use serde_json::{Map, Number, Value};
-
-pub fn object_to_api(o: &ObjectRef) -> api::ObjectReference {
-    api::ObjectReference {
-        object_type: o.object_type.clone(),
-        object_id: o.object_id.clone(),
-    }
-}
-
-pub fn subject_to_api(s: &SubjectRef) -> api::SubjectReference {
-    api::SubjectReference {
-        object: Some(object_to_api(&s.object)),
-        optional_relation: s.relation.clone().unwrap_or_default(),
-    }
-}
-
-pub fn relationship_to_api(r: &Relationship) -> api::Relationship {
-    api::Relationship {
-        resource: Some(object_to_api(&r.resource)),
-        relation: r.relation.clone(),
-        subject: Some(subject_to_api(&r.subject)),
-        optional_caveat: r.caveat.as_ref().map(|c| api::ContextualizedCaveat {
-            caveat_name: c.name.clone(),
-            context: Some(json_to_struct(&c.context)),
-        }),
-        optional_expires_at: r.expires_at.map(time_to_timestamp),
-    }
-}
+use serde_json::{Map, Value};
 
 fn object_from_api(o: Option<&api::ObjectReference>) -> ObjectRef {
     o.map(|o| ObjectRef::new(&o.object_type, &o.object_id))
@@ -68,59 +44,10 @@ pub fn relationship_from_api(r: &api::Relationship) -> Relationship {
     }
 }
 
-fn time_to_timestamp(t: SystemTime) -> prost_types::Timestamp {
-    let since_epoch = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    prost_types::Timestamp {
-        seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
-        nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or_default(),
-    }
-}
-
 pub fn timestamp_to_time(t: &prost_types::Timestamp) -> SystemTime {
     let seconds = u64::try_from(t.seconds).unwrap_or_default();
     let nanos = u32::try_from(t.nanos).unwrap_or_default();
     SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos)
-}
-
-pub fn struct_to_json(s: &prost_types::Struct) -> Map<String, Value> {
-    s.fields
-        .iter()
-        .map(|(k, v)| (k.clone(), value_to_json(v)))
-        .collect()
-}
-
-fn value_to_json(v: &prost_types::Value) -> Value {
-    match &v.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::NumberValue(n)) => Number::from_f64(*n).map_or(Value::Null, Value::Number),
-        Some(Kind::StringValue(s)) => Value::String(s.clone()),
-        Some(Kind::BoolValue(b)) => Value::Bool(*b),
-        Some(Kind::StructValue(s)) => Value::Object(struct_to_json(s)),
-        Some(Kind::ListValue(l)) => Value::Array(l.values.iter().map(value_to_json).collect()),
-    }
-}
-
-pub fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: m
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_value(v)))
-            .collect(),
-    }
-}
-
-fn json_to_value(v: &Value) -> prost_types::Value {
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-            values: a.iter().map(json_to_value).collect(),
-        }),
-        Value::Object(o) => Kind::StructValue(json_to_struct(o)),
-    };
-    prost_types::Value { kind: Some(kind) }
 }
 
 /// A caveat context given on the command line as a JSON object.
