@@ -6,12 +6,13 @@
 //! by default `~/.cache/pemba/oracle`.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const KEY: &str = "python-client-test-key";
+mod support;
+
+use support::{Server, KEY};
 /// How long the whole Python test may take.
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -37,78 +38,6 @@ fn venv_python() -> PathBuf {
 
 fn test_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_api.py")
-}
-
-/// A `pemba serve` child process, killed and reaped when dropped (also when the test panics).
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts a server on a fresh data directory under `dir` and a free port, and waits until it
-    /// accepts connections.
-    fn start(dir: &Path, name: &str) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_pemba"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.join(name))
-            .args([
-                "--grpc-addr",
-                &addr.to_string(),
-                "--grpc-preshared-key",
-                KEY,
-            ])
-            .env("PEMBA_LOG", "info")
-            .env("NO_COLOR", "1")
-            // No metrics listener, if this build has one: its fixed default port would clash.
-            .env("PEMBA_METRICS_ADDR", "off")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("server log file"))
-            .spawn()
-            .expect("`pemba serve` starts");
-        let mut server = Server { child, addr, log };
-        server.wait_until_listening();
-        server
-    }
-
-    fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(self.addr).is_err() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "`pemba serve` exited with {status} before listening:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`pemba serve` did not listen on {} within 60 s:\n{}",
-                self.addr,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The outcome of one run of the Python test.
@@ -160,9 +89,9 @@ fn run_python(dir: &Path, envs: &[(&str, String)]) -> PythonRun {
 fn official_python_client_against_pemba_serve() {
     let python = venv_python();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(dir.path(), "server");
+    let server = Server::start(&dir.path().join("server"));
     // A second datastore, whose ZedTokens the first must recognise as foreign.
-    let other = Server::start(dir.path(), "other");
+    let other = Server::start(&dir.path().join("other"));
     let run = run_python(
         dir.path(),
         &[

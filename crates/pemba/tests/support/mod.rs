@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 /// The key every test server accepts.
 pub const KEY: &str = "test-preshared-key";
 
-/// A `pemba serve` child process, killed when dropped.
+/// A `pemba serve` child process, killed when dropped. Its log goes to `serve.log` in its data
+/// directory and is shown when it fails to start.
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
-    pub data_dir: PathBuf,
+    log: PathBuf,
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -36,6 +37,13 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .expect("a socket address");
+        std::fs::create_dir_all(data_dir).expect("the data directory");
+        let log = data_dir.join("serve.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("the server log file");
         let child = Command::new(env!("CARGO_BIN_EXE_pemba"))
             .args([
                 "serve",
@@ -48,16 +56,13 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
-            .env("PEMBA_LOG", "warn")
+            .env("PEMBA_LOG", "info")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log_file)
             .spawn()
             .expect("pemba serve starts");
-        let mut server = Server {
-            child,
-            addr,
-            data_dir: data_dir.to_path_buf(),
-        };
+        let mut server = Server { child, addr, log };
         server.wait_until_listening();
         server
     }
@@ -66,15 +71,21 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(self.addr).is_err() {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("pemba serve exited early with {status}");
+                panic!("pemba serve exited early with {status}:\n{}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
-                "pemba serve did not listen on {} within 60 s",
-                self.addr
+                "pemba serve did not listen on {} within 60 s:\n{}",
+                self.addr,
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The endpoint URL for tonic clients.
