@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use pemba_engine::{validate_relationship, RelationshipError, RelationshipSnapshot, SnapshotError};
 use pemba_schema::{CompiledSchema, SchemaError};
 use pemba_types::{ObjectRef, Relationship, Revision};
@@ -196,8 +196,6 @@ pub struct Datastore {
     state: Arc<RwLock<State>>,
     /// Serializes writers; held while a write is planned, persisted and published.
     persistence: Mutex<Box<dyn Persistence>>,
-    /// Serializes [`Datastore::apply_next`] callers, so each picks a revision no other takes.
-    next_writer: Mutex<()>,
     head: watch::Sender<Revision>,
 }
 
@@ -240,7 +238,6 @@ impl Datastore {
         Ok(Datastore {
             state: Arc::new(RwLock::new(state)),
             persistence: Mutex::new(persistence),
-            next_writer: Mutex::new(()),
             head,
         })
     }
@@ -295,8 +292,9 @@ impl Datastore {
         timestamp: SystemTime,
         command: &WriteCommand,
     ) -> Result<WriteResult, WriteError> {
-        let _serialized = self.next_writer.lock();
-        self.apply(self.head() + 1, timestamp, command)
+        let persistence = self.persistence.lock();
+        let revision = self.head() + 1;
+        self.apply_locked(persistence, revision, timestamp, command)
     }
 
     /// Applies `command` at `revision` (which must be newer than the head), durably.
@@ -306,7 +304,17 @@ impl Datastore {
         timestamp: SystemTime,
         command: &WriteCommand,
     ) -> Result<WriteResult, WriteError> {
-        let mut persistence = self.persistence.lock();
+        self.apply_locked(self.persistence.lock(), revision, timestamp, command)
+    }
+
+    /// [`Datastore::apply`] with the writer lock already held.
+    fn apply_locked(
+        &self,
+        mut persistence: MutexGuard<'_, Box<dyn Persistence>>,
+        revision: Revision,
+        timestamp: SystemTime,
+        command: &WriteCommand,
+    ) -> Result<WriteResult, WriteError> {
         let (plan, versions) = {
             let state = self.state.read();
             if revision <= state.head {

@@ -363,3 +363,32 @@ fn garbage_collection_ends_old_reads_but_keeps_current_state() {
     assert_eq!(viewers(&reopened, 4), ["document:b#viewer@user:sam"]);
     assert!(reopened.snapshot(2).is_err());
 }
+
+#[test]
+fn concurrent_writers_each_get_their_own_revision() {
+    let (store, _) = open_with_schema();
+    let store = std::sync::Arc::new(store);
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|n| {
+                        let text = format!("document:w{w}n{n}#viewer@user:tom");
+                        store
+                            .apply_next(at(2), &touch(&[&text]))
+                            .expect("no writer is refused")
+                            .revision
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut revisions: Vec<u64> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("writer ends"))
+        .collect();
+    revisions.sort_unstable();
+    assert_eq!(revisions, (2..=101).collect::<Vec<u64>>());
+    assert_eq!(viewers(&store, 101).len(), 100);
+}
