@@ -16,13 +16,13 @@ fn check_nested_groups(c: &mut Criterion) {
         text: DOCUMENT_SHARING_SCHEMA.to_string(),
     };
     store
-        .apply_next(SystemTime::now(), &schema)
+        .apply(1, SystemTime::now(), &schema)
         .expect("bench schema is valid");
     let import = WriteCommand::Import {
         relationships: dataset.relationships.clone(),
     };
     let revision = store
-        .apply_next(SystemTime::now(), &import)
+        .apply(2, SystemTime::now(), &import)
         .expect("bench data is valid")
         .revision;
     let snapshot = store.snapshot(revision).expect("head is readable");

@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "authzed/api/v1/schema_service.proto",
     "authzed/api/v1/watch_service.proto",
     "google/rpc/status.proto",
+    "pemba/cluster/v1/cluster.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

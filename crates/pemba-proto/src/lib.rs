@@ -9,6 +9,7 @@
 //!   (`*_server` and `*_client` submodules) and their messages.
 //! - [`google::rpc`]: `Status`, used for per-item errors of `CheckBulkPermissions`.
 //! - Well-known types (`Struct`, `Timestamp`, `Duration`, `Any`) are [`prost_types`].
+//! - [`pemba::cluster::v1`]: Pemba's cluster port (Raft, forwarding, membership).
 //! - gRPC health checking is not here: use the `tonic-health` crate.
 
 pub mod convert;
@@ -34,6 +35,18 @@ pub mod google {
     #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
     pub mod rpc {
         include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+    }
+}
+
+/// The `pemba.*` protobuf packages: Pemba's own, not part of SpiceDB's API.
+pub mod pemba {
+    /// The `pemba.cluster` protobuf packages.
+    pub mod cluster {
+        /// The `pemba.cluster.v1` protobuf package: the cluster port between replicas.
+        #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/pemba.cluster.v1.rs"));
+        }
     }
 }
 

@@ -4,7 +4,12 @@
 //! - `versions`: relationship key → every version of it (bincode), the MVCC state;
 //! - `writes`: revision (big-endian) → the write's time and changes, for Watch after a restart;
 //! - `schemas`: revision (big-endian) → schema text;
-//! - `meta`: `head` and `horizon` revisions.
+//! - `meta`: `head` and `horizon` revisions;
+//! - `sidecar`: the replication layer's key-values, written in the same batch as the data;
+//! - `raft_log`: Raft log entries by index (big-endian), and `raft_meta`: the vote, the committed
+//!   and the last purged log ids ([`RocksLog`]).
+//!
+//! [`open`] opens one database for both the datastore and the Raft log.
 //!
 //! Every write is one atomic `WriteBatch`, written with `sync = true`: it is on stable storage
 //! (the WAL fsynced) before [`Persistence::persist`] returns.
@@ -12,16 +17,25 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use pemba_raft::{LogBackend, LogBackendError};
 use pemba_store::{
     AppliedWrite, Collected, Persistence, PersistenceError, Recovered, RelationshipKey, Version,
 };
 use pemba_types::Revision;
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 
 const VERSIONS: &str = "versions";
 const WRITES: &str = "writes";
 const SCHEMAS: &str = "schemas";
 const META: &str = "meta";
+const SIDECAR: &str = "sidecar";
+const RAFT_LOG: &str = "raft_log";
+const RAFT_META: &str = "raft_meta";
+const FAMILIES: [&str; 7] = [
+    VERSIONS, WRITES, SCHEMAS, META, SIDECAR, RAFT_LOG, RAFT_META,
+];
 const HEAD: &[u8] = b"head";
 const HORIZON: &[u8] = b"horizon";
 
@@ -67,19 +81,21 @@ pub struct RocksPersistence {
     db: Arc<DB>,
 }
 
-impl RocksPersistence {
-    /// Opens (or creates) the database in `path`.
-    pub fn open(path: &Path) -> Result<Self, PersistenceError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        let families = [VERSIONS, WRITES, SCHEMAS, META]
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, families)
-            .map_err(|e| error("opening RocksDB", e))?;
-        Ok(Self { db: Arc::new(db) })
-    }
+/// Opens (or creates) the database in `path`: the datastore's persistence and the Raft log over
+/// one RocksDB instance.
+pub fn open(path: &Path) -> Result<(RocksPersistence, RocksLog), PersistenceError> {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    let families = FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+    let db = Arc::new(
+        DB::open_cf_descriptors(&options, path, families)
+            .map_err(|e| error("opening RocksDB", e))?,
+    );
+    Ok((RocksPersistence { db: db.clone() }, RocksLog { db }))
+}
 
+impl RocksPersistence {
     fn family(&self, name: &str) -> Result<&rocksdb::ColumnFamily, PersistenceError> {
         self.db
             .cf_handle(name)
@@ -95,6 +111,16 @@ impl RocksPersistence {
             Some(bytes) => revision_from(&bytes),
             None => Ok(0),
         }
+    }
+}
+
+impl RocksPersistence {
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), PersistenceError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .write_opt(batch, &options)
+            .map_err(|e| error("writing", e))
     }
 }
 
@@ -127,6 +153,13 @@ impl Persistence for RocksPersistence {
             let (_, value) = item.map_err(|e| error("reading writes", e))?;
             recovered.writes.push(decode::<AppliedWrite>(&value)?);
         }
+        for item in self
+            .db
+            .iterator_cf(self.family(SIDECAR)?, IteratorMode::Start)
+        {
+            let (key, value) = item.map_err(|e| error("reading sidecar", e))?;
+            recovered.sidecar.insert(key.to_vec(), value.to_vec());
+        }
         Ok(recovered)
     }
 
@@ -141,20 +174,26 @@ impl Persistence for RocksPersistence {
             }
         }
         let revision = write.revision.to_be_bytes();
-        let logged = AppliedWrite {
-            versions: Vec::new(),
-            ..write.clone()
-        };
-        batch.put_cf(self.family(WRITES)?, revision, encode(&logged)?);
+        if write.is_write {
+            let logged = AppliedWrite {
+                versions: Vec::new(),
+                sidecar: Vec::new(),
+                ..write.clone()
+            };
+            batch.put_cf(self.family(WRITES)?, revision, encode(&logged)?);
+        }
         if let Some(schema) = &write.schema {
             batch.put_cf(self.family(SCHEMAS)?, revision, schema.as_bytes());
         }
+        let sidecar = self.family(SIDECAR)?;
+        for update in &write.sidecar {
+            match &update.value {
+                Some(value) => batch.put_cf(sidecar, &update.key, value),
+                None => batch.delete_cf(sidecar, &update.key),
+            }
+        }
         batch.put_cf(self.family(META)?, HEAD, revision);
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
-        self.db
-            .write_opt(batch, &options)
-            .map_err(|e| error("writing", e))
+        self.write_synced(batch)
     }
 
     fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError> {
@@ -172,5 +211,152 @@ impl Persistence for RocksPersistence {
         self.db
             .write(batch)
             .map_err(|e| error("collecting garbage", e))
+    }
+
+    fn replace(&mut self, image: &Recovered) -> Result<(), PersistenceError> {
+        let mut batch = WriteBatch::default();
+        for name in [VERSIONS, WRITES, SCHEMAS, META, SIDECAR] {
+            let family = self.family(name)?;
+            for item in self.db.iterator_cf(family, IteratorMode::Start) {
+                let (key, _) = item.map_err(|e| error("reading for replacement", e))?;
+                batch.delete_cf(family, key);
+            }
+        }
+        let versions = self.family(VERSIONS)?;
+        for list in &image.versions {
+            if let Some(first) = list.first() {
+                let key = pemba_store::key_of(&first.relationship);
+                batch.put_cf(versions, key_bytes(&key), encode(list)?);
+            }
+        }
+        for write in &image.writes {
+            batch.put_cf(
+                self.family(WRITES)?,
+                write.revision.to_be_bytes(),
+                encode(write)?,
+            );
+        }
+        for (revision, text) in &image.schemas {
+            batch.put_cf(
+                self.family(SCHEMAS)?,
+                revision.to_be_bytes(),
+                text.as_bytes(),
+            );
+        }
+        for (key, value) in &image.sidecar {
+            batch.put_cf(self.family(SIDECAR)?, key, value);
+        }
+        batch.put_cf(self.family(META)?, HEAD, image.head.to_be_bytes());
+        batch.put_cf(self.family(META)?, HORIZON, image.horizon.to_be_bytes());
+        self.write_synced(batch)
+    }
+}
+
+/// The Raft log in the same RocksDB database as the datastore. Every mutation is a synced write
+/// (the WAL fsynced) before it returns, as [`LogBackend`] requires.
+pub struct RocksLog {
+    db: Arc<DB>,
+}
+
+fn log_error(context: &str, e: impl std::fmt::Display) -> LogBackendError {
+    LogBackendError(format!("{context}: {e}"))
+}
+
+impl RocksLog {
+    fn family(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogBackendError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| log_error("column family missing", name))
+    }
+
+    fn write_synced(&self, batch: WriteBatch) -> Result<(), LogBackendError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db
+            .write_opt(batch, &options)
+            .map_err(|e| log_error("writing the Raft log", e))
+    }
+}
+
+fn index_from(bytes: &[u8]) -> Result<u64, LogBackendError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| log_error("log index", "not 8 bytes"))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+impl LogBackend for RocksLog {
+    fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogBackendError> {
+        self.db
+            .get_cf(self.family(RAFT_META)?, key)
+            .map_err(|e| log_error("reading Raft metadata", e))
+    }
+
+    fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.family(RAFT_META)?, key, value);
+        self.write_synced(batch)
+    }
+
+    fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), LogBackendError> {
+        let mut batch = WriteBatch::default();
+        let log = self.family(RAFT_LOG)?;
+        for (index, entry) in entries {
+            batch.put_cf(log, index.to_be_bytes(), entry);
+        }
+        self.write_synced(batch)
+    }
+
+    fn truncate_from(&self, from: u64) -> Result<(), LogBackendError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.family(RAFT_LOG)?,
+            from.to_be_bytes(),
+            u64::MAX.to_be_bytes(),
+        );
+        batch.delete_cf(self.family(RAFT_LOG)?, u64::MAX.to_be_bytes());
+        self.write_synced(batch)
+    }
+
+    fn purge_upto(&self, upto: u64, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.family(RAFT_META)?, key, value);
+        batch.delete_range_cf(
+            self.family(RAFT_LOG)?,
+            0u64.to_be_bytes(),
+            upto.saturating_add(1).to_be_bytes(),
+        );
+        self.write_synced(batch)
+    }
+
+    fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LogBackendError> {
+        let mut entries = Vec::new();
+        if from >= to {
+            return Ok(entries);
+        }
+        let start = from.to_be_bytes();
+        let mode = IteratorMode::From(&start, Direction::Forward);
+        for item in self.db.iterator_cf(self.family(RAFT_LOG)?, mode) {
+            let (key, value) = item.map_err(|e| log_error("reading the Raft log", e))?;
+            let index = index_from(&key)?;
+            if index >= to {
+                break;
+            }
+            entries.push((index, value.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogBackendError> {
+        let mut iterator = self
+            .db
+            .iterator_cf(self.family(RAFT_LOG)?, IteratorMode::End);
+        match iterator.next() {
+            Some(item) => {
+                let (key, value) = item.map_err(|e| log_error("reading the Raft log", e))?;
+                Ok(Some((index_from(&key)?, value.to_vec())))
+            }
+            None => Ok(None),
+        }
     }
 }

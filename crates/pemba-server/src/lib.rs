@@ -20,13 +20,15 @@ use pemba_proto::authzed::api::v1::permissions_service_server::PermissionsServic
 use pemba_proto::authzed::api::v1::schema_service_server::SchemaServiceServer;
 use pemba_proto::authzed::api::v1::watch_service_server::WatchServiceServer;
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::Connected;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::PresharedKeys;
-pub use node::{Clock, Limits, Node};
+pub use node::{Limits, Node};
 pub use observability::Metrics;
 
 /// PEM-encoded certificate chain and private key for TLS.
@@ -58,16 +60,22 @@ pub enum ServeError {
     Transport(tonic::transport::Error),
 }
 
-/// Serves `node`'s gRPC API on `grpc_listener` (and, when given, `/metrics`, `/healthz` and
-/// `/readyz` on `http_listener`) until `shutdown` completes; then reports not ready and drains
-/// in-flight requests.
-pub async fn serve(
+/// Serves `node`'s gRPC API on the `grpc_incoming` connections (and, when given, `/metrics`,
+/// `/healthz` and `/readyz` on `http_listener`) until `shutdown` completes; then reports not
+/// ready and drains in-flight requests. The connections may come from any network: a
+/// `TcpListenerStream` in production, a simulated one in tests.
+pub async fn serve<I, IO, IE>(
     node: Arc<Node>,
-    grpc_listener: TcpListener,
+    grpc_incoming: I,
     http_listener: Option<TcpListener>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
+) -> Result<(), ServeError>
+where
+    I: Stream<Item = Result<IO, IE>>,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if options.preshared_keys.iter().all(|k| k.is_empty()) {
         return Err(ServeError::NoPresharedKey);
     }
@@ -104,7 +112,7 @@ pub async fn serve(
         let serving = observability::serve_http(
             http_listener,
             metrics.clone(),
-            node.datastore.clone(),
+            node.clone(),
             when_stopped(stopped.clone()),
         );
         tokio::spawn(serving);
@@ -139,7 +147,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(permissions, authenticate.clone()))
         .add_service(InterceptedService::new(schemas, authenticate.clone()))
         .add_service(InterceptedService::new(watcher, authenticate))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), when_stopped(stopped))
+        .serve_with_incoming_shutdown(grpc_incoming, when_stopped(stopped))
         .await
         .map_err(ServeError::Transport)
 }

@@ -1,18 +1,21 @@
-//! One Pemba node's state shared by its services: the datastore, its identity, the clock and the
-//! request limits.
+//! One Pemba node's state shared by its services: the datastore, the replica that writes to it
+//! and waits for revisions, and the request limits.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Duration;
 
+use pemba_cluster::Replica;
 use pemba_proto::authzed::api::v1 as api;
-use pemba_store::{Datastore, Snapshot, WriteCommand, WriteResult};
+use pemba_raft::Written;
+use pemba_store::{Datastore, Snapshot, WriteCommand};
 use pemba_types::Revision;
+use tokio::time::Instant;
 use tonic::Status;
 
 use crate::status;
-use crate::token::{self, TokenError};
+use crate::token;
 
-/// Limits on request sizes, as SpiceDB enforces them.
+/// Limits on request sizes, as SpiceDB enforces them, and on waiting.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Updates in one WriteRelationships (SpiceDB: 1000).
@@ -30,6 +33,9 @@ pub struct Limits {
     pub max_export_batch: usize,
     /// The largest schema accepted, in bytes.
     pub max_schema_bytes: usize,
+    /// How long a request without a deadline may wait for a leader or for a revision to be
+    /// applied here before it fails with UNAVAILABLE.
+    pub max_wait: Duration,
 }
 
 impl Default for Limits {
@@ -42,106 +48,162 @@ impl Default for Limits {
             max_read_page: 1000,
             max_export_batch: 10_000,
             max_schema_bytes: 4 * 1024 * 1024,
+            max_wait: Duration::from_secs(10),
         }
     }
 }
 
-/// A source of wall-clock time (injected, so simulations control it).
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+/// The gRPC deadline a request carries (`grpc-timeout`), capped at `max_wait`, less a tenth so
+/// the answer (UNAVAILABLE naming what was waited for) reaches the client before it gives up.
+fn timeout_of(header: Option<&str>, max_wait: Duration) -> Duration {
+    let parsed = header.and_then(|value| {
+        let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+        let amount: u64 = digits.parse().ok()?;
+        Some(match unit {
+            "H" => Duration::from_secs(amount.saturating_mul(3600)),
+            "M" => Duration::from_secs(amount.saturating_mul(60)),
+            "S" => Duration::from_secs(amount),
+            "m" => Duration::from_millis(amount),
+            "u" => Duration::from_micros(amount),
+            "n" => Duration::from_nanos(amount),
+            _ => return None,
+        })
+    });
+    let timeout = parsed.map_or(max_wait, |t| t.min(max_wait));
+    timeout - timeout / 10
+}
 
 /// What the services of one node share.
 pub struct Node {
     pub datastore: Arc<Datastore>,
-    pub datastore_id: String,
+    pub replica: Arc<Replica>,
     pub limits: Limits,
-    pub clock: Clock,
 }
 
 impl Node {
-    pub fn new(
-        datastore: Arc<Datastore>,
-        datastore_id: String,
-        limits: Limits,
-        clock: Clock,
-    ) -> Self {
+    pub fn new(datastore: Arc<Datastore>, replica: Arc<Replica>, limits: Limits) -> Self {
         Self {
             datastore,
-            datastore_id,
+            replica,
             limits,
-            clock,
         }
     }
 
+    /// When a request must be answered by.
+    pub fn deadline<T>(&self, request: &tonic::Request<T>) -> Instant {
+        let header = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok());
+        Instant::now() + timeout_of(header, self.limits.max_wait)
+    }
+
+    /// The cluster's id, once it has one (shortly after its first leader is elected): a request
+    /// reaching a node that is still joining waits for it until its deadline.
+    pub async fn cluster_id(&self, deadline: Instant) -> Result<String, Status> {
+        self.replica
+            .cluster_id_by(deadline)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
+    /// The token of `revision`. Only called after [`Node::cluster_id`] succeeded for the request
+    /// (a cluster's id never changes once set).
     pub fn token(&self, revision: Revision) -> api::ZedToken {
         api::ZedToken {
-            token: token::encode(&self.datastore_id, revision),
+            token: token::encode(&self.replica.cluster_id().unwrap_or_default(), revision),
         }
     }
 
-    /// The revision a read with `consistency` is evaluated at.
+    /// Waits until this node has applied `revision`.
+    async fn wait_for(&self, revision: Revision, deadline: Instant) -> Result<(), Status> {
+        self.replica
+            .wait_applied(revision, deadline)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
+    /// The revision a read with `consistency` is evaluated at, once this node has applied it:
+    /// - `minimize_latency`: what this node has applied;
+    /// - `at_least_as_fresh(T)`: what this node has applied, after waiting for T;
+    /// - `at_exact_snapshot(T)`: T, after waiting for it;
+    /// - `fully_consistent`: what this node has applied, after waiting for the leader's read
+    ///   index (linearizable).
     ///
-    /// As SpiceDB does by default, `at_least_as_fresh` with a token from another datastore is
-    /// served fully consistent (the freshest answer there is), and `at_exact_snapshot` with one
-    /// fails: that snapshot does not exist here.
-    pub fn read_revision(
+    /// Waiting ends at `deadline` with UNAVAILABLE: never an older answer. A token from another
+    /// cluster is refused.
+    pub async fn read_revision(
         &self,
         consistency: Option<&api::Consistency>,
+        deadline: Instant,
     ) -> Result<Revision, Status> {
         use api::consistency::Requirement;
-        let head = self.datastore.head();
+        let cluster_id = self.cluster_id(deadline).await?;
         match consistency.and_then(|c| c.requirement.as_ref()) {
-            None
-            | Some(Requirement::MinimizeLatency(_))
-            | Some(Requirement::FullyConsistent(_)) => Ok(head),
-            Some(Requirement::AtLeastAsFresh(t)) => {
-                let wanted = match token::decode(&self.datastore_id, &t.token) {
-                    Ok(wanted) => wanted,
-                    Err(e @ TokenError::OtherDatastore { .. }) => {
-                        tracing::warn!("{e}: served as a fully consistent request");
-                        return Ok(head);
-                    }
-                    Err(e) => return Err(status::token(e)),
-                };
-                if wanted > head {
-                    return Err(Status::unavailable(format!(
-                        "this node has applied revision {head}, older than the ZedToken's revision {wanted}"
-                    )));
-                }
-                Ok(head)
+            None | Some(Requirement::MinimizeLatency(_)) => Ok(self.datastore.head()),
+            Some(Requirement::FullyConsistent(_)) => {
+                let index = self
+                    .replica
+                    .read_index(deadline)
+                    .await
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                self.wait_for(index, deadline).await?;
+                Ok(self.datastore.head())
             }
-            Some(Requirement::AtExactSnapshot(t)) => match token::decode(&self.datastore_id, &t.token)
-            {
-                Err(TokenError::OtherDatastore { .. }) => Err(Status::unknown(
-                    "ZedToken specified references a different datastore instance but at-exact-snapshot was requested",
-                )),
-                decoded => decoded.map_err(status::token),
-            },
+            Some(Requirement::AtLeastAsFresh(t)) => {
+                let wanted = token::decode(&cluster_id, &t.token).map_err(status::token)?;
+                self.wait_for(wanted, deadline).await?;
+                Ok(self.datastore.head())
+            }
+            Some(Requirement::AtExactSnapshot(t)) => {
+                let wanted = token::decode(&cluster_id, &t.token).map_err(status::token)?;
+                self.wait_for(wanted, deadline).await?;
+                Ok(wanted)
+            }
         }
     }
 
     /// A snapshot for a read with `consistency`.
-    pub fn snapshot(&self, consistency: Option<&api::Consistency>) -> Result<Snapshot, Status> {
-        let revision = self.read_revision(consistency)?;
+    pub async fn snapshot(
+        &self,
+        consistency: Option<&api::Consistency>,
+        deadline: Instant,
+    ) -> Result<Snapshot, Status> {
+        let revision = self.read_revision(consistency, deadline).await?;
         self.datastore.snapshot(revision).map_err(status::read)
+    }
+
+    /// A snapshot of what this node has applied (minimize_latency), without waiting.
+    pub async fn head_snapshot(&self, deadline: Instant) -> Result<Snapshot, Status> {
+        self.cluster_id(deadline).await?;
+        self.datastore
+            .snapshot(self.datastore.head())
+            .map_err(status::read)
     }
 
     /// The snapshot a paginated read continues from: the cursor's revision if it carries one,
     /// else the one `consistency` asks for.
-    pub fn snapshot_continuing(
+    pub async fn snapshot_continuing(
         &self,
         cursor_revision: Option<Revision>,
         consistency: Option<&api::Consistency>,
+        deadline: Instant,
     ) -> Result<Snapshot, Status> {
         match cursor_revision {
-            Some(revision) => self.datastore.snapshot(revision).map_err(status::read),
-            None => self.snapshot(consistency),
+            Some(revision) => {
+                self.wait_for(revision, deadline).await?;
+                self.datastore.snapshot(revision).map_err(status::read)
+            }
+            None => self.snapshot(consistency, deadline).await,
         }
     }
 
-    /// Applies a write as the next revision, durably.
-    pub fn write(&self, command: &WriteCommand) -> Result<WriteResult, Status> {
-        self.datastore
-            .apply_next((self.clock)(), command)
+    /// Writes through the cluster's leader; returns once the write is committed on a majority.
+    pub async fn write(&self, command: WriteCommand, deadline: Instant) -> Result<Written, Status> {
+        self.cluster_id(deadline).await?;
+        self.replica
+            .write(command, deadline)
+            .await
             .map_err(status::write)
     }
 }
@@ -149,63 +211,15 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pemba_store::MemoryPersistence;
-
-    fn node(id: &str) -> Node {
-        let datastore = Datastore::open(Box::new(MemoryPersistence::default())).unwrap();
-        let node = Node::new(
-            Arc::new(datastore),
-            id.to_string(),
-            Limits::default(),
-            Arc::new(SystemTime::now),
-        );
-        for _ in 0..3 {
-            node.write(&WriteCommand::Schema {
-                text: "definition user {}".into(),
-            })
-            .unwrap();
-        }
-        node
-    }
-
-    fn at_least_as_fresh(token: api::ZedToken) -> api::Consistency {
-        api::Consistency {
-            requirement: Some(api::consistency::Requirement::AtLeastAsFresh(token)),
-        }
-    }
-
-    fn at_exact_snapshot(token: api::ZedToken) -> api::Consistency {
-        api::Consistency {
-            requirement: Some(api::consistency::Requirement::AtExactSnapshot(token)),
-        }
-    }
 
     #[test]
-    fn tokens_of_another_datastore_read_the_head_or_fail_for_an_exact_snapshot() {
-        let (ours, theirs) = (node("ours"), node("theirs"));
-        assert_eq!(
-            ours.read_revision(Some(&at_exact_snapshot(ours.token(2))))
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            ours.read_revision(Some(&at_least_as_fresh(theirs.token(1))))
-                .unwrap(),
-            3
-        );
-        let exact = ours
-            .read_revision(Some(&at_exact_snapshot(theirs.token(1))))
-            .unwrap_err();
-        assert_eq!(exact.code(), tonic::Code::Unknown);
-        let garbled = api::ZedToken {
-            token: "garbage".into(),
-        };
-        for consistency in [
-            at_least_as_fresh(garbled.clone()),
-            at_exact_snapshot(garbled),
-        ] {
-            let error = ours.read_revision(Some(&consistency)).unwrap_err();
-            assert_eq!(error.code(), tonic::Code::InvalidArgument);
-        }
+    fn request_deadlines_are_read_from_grpc_timeout_and_capped() {
+        let cap = Duration::from_secs(10);
+        assert_eq!(timeout_of(Some("2S"), cap), Duration::from_millis(1800));
+        assert_eq!(timeout_of(Some("500m"), cap), Duration::from_millis(450));
+        assert_eq!(timeout_of(Some("1H"), cap), Duration::from_secs(9));
+        assert_eq!(timeout_of(None, cap), Duration::from_secs(9));
+        assert_eq!(timeout_of(Some("garbage"), cap), Duration::from_secs(9));
+        assert_eq!(timeout_of(Some(""), cap), Duration::from_secs(9));
     }
 }

@@ -12,10 +12,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use pemba_cluster::ReplicaStatus;
 use pemba_store::Datastore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
+
+use crate::node::Node;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -93,7 +96,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self, datastore: &Datastore) -> String {
+    pub fn render(&self, datastore: &Datastore, replica: Option<&ReplicaStatus>) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         out.push_str(
@@ -161,6 +164,9 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
+        }
+        if let Some(replica) = replica {
+            render_replica(&mut out, replica);
         }
         out
     }
@@ -270,11 +276,80 @@ where
     }
 }
 
+/// Raft's figures: elections, leadership, log and apply progress, replication lag, snapshots.
+fn render_replica(out: &mut String, replica: &ReplicaStatus) {
+    use std::fmt::Write;
+    let single = [
+        (
+            "pemba_raft_term",
+            "gauge",
+            "The current Raft term (a change means an election).",
+            replica.term,
+        ),
+        (
+            "pemba_raft_leader_id",
+            "gauge",
+            "The node this node takes as leader (0: none known).",
+            replica.leader_id.unwrap_or(0),
+        ),
+        (
+            "pemba_raft_is_leader",
+            "gauge",
+            "1 on the leader.",
+            u64::from(replica.is_leader),
+        ),
+        (
+            "pemba_raft_last_log_index",
+            "gauge",
+            "The index of the last entry in this node's log.",
+            replica.last_log_index,
+        ),
+        (
+            "pemba_raft_applied_index",
+            "gauge",
+            "The index of the last entry applied here (this node's revision).",
+            replica.applied_index,
+        ),
+        (
+            "pemba_raft_snapshot_index",
+            "gauge",
+            "The last index the newest snapshot covers.",
+            replica.snapshot_index,
+        ),
+        (
+            "pemba_raft_snapshots_built_total",
+            "counter",
+            "Snapshots this node built since it started.",
+            replica.snapshots_built,
+        ),
+        (
+            "pemba_raft_snapshots_installed_total",
+            "counter",
+            "Snapshots this node installed from the leader since it started.",
+            replica.snapshots_installed,
+        ),
+    ];
+    for (name, kind, help, value) in single {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    out.push_str("# HELP pemba_raft_replication_lag Entries a follower lacks of the leader's log (leader only).\n");
+    out.push_str("# TYPE pemba_raft_replication_lag gauge\n");
+    for (follower, lag) in &replica.replication_lag {
+        let _ = writeln!(
+            out,
+            "pemba_raft_replication_lag{{follower=\"{follower}\"}} {lag}"
+        );
+    }
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` over HTTP/1.1 until `shutdown` completes.
 pub async fn serve_http(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    datastore: Arc<Datastore>,
+    node: Arc<Node>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
@@ -283,20 +358,16 @@ pub async fn serve_http(
             () = &mut shutdown => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let (metrics, datastore) = (metrics.clone(), datastore.clone());
+                let (metrics, node) = (metrics.clone(), node.clone());
                 tokio::spawn(async move {
-                    let _ = answer_http(stream, &metrics, &datastore).await;
+                    let _ = answer_http(stream, &metrics, &node).await;
                 });
             }
         }
     }
 }
 
-async fn answer_http(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    datastore: &Datastore,
-) -> std::io::Result<()> {
+async fn answer_http(mut stream: TcpStream, metrics: &Metrics, node: &Node) -> std::io::Result<()> {
     let mut request = Vec::with_capacity(1024);
     let mut buffer = [0u8; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
@@ -308,12 +379,13 @@ async fn answer_http(
     }
     let line = String::from_utf8_lossy(&request);
     let path = line.split_whitespace().nth(1).unwrap_or("");
-    let ready = metrics.ready.load(Ordering::SeqCst);
+    // Ready: serving, with a known leader in a named cluster.
+    let ready = metrics.ready.load(Ordering::SeqCst) && node.replica.is_ready();
     let (status, content_type, body) = match path {
         "/metrics" => (
             "200 OK",
             "text/plain; version=0.0.4",
-            metrics.render(datastore),
+            metrics.render(&node.datastore, Some(&node.replica.status())),
         ),
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
         "/readyz" if ready => ("200 OK", "text/plain", "ready\n".to_string()),
@@ -353,7 +425,7 @@ mod tests {
         );
         let datastore =
             Datastore::open(Box::new(pemba_store::MemoryPersistence::default())).unwrap();
-        let text = metrics.render(&datastore);
+        let text = metrics.render(&datastore, None);
         assert!(text.contains("pemba_grpc_requests_total{method=\"/authzed.api.v1.PermissionsService/CheckPermission\",code=\"UNAUTHENTICATED\"} 1"));
         assert!(text.contains("pemba_grpc_request_duration_seconds_bucket{method=\"/authzed.api.v1.PermissionsService/CheckPermission\",le=\"0.001\"} 1"));
         assert!(text.contains("pemba_grpc_request_duration_seconds_bucket{method=\"/authzed.api.v1.PermissionsService/CheckPermission\",le=\"0.005\"} 2"));

@@ -9,6 +9,7 @@ use pemba_proto::authzed::api::v1::permissions_service_server::PermissionsServic
 use pemba_proto::google::rpc;
 use pemba_store::{key_of, Precondition, RelationshipFilter, UpdateOperation, WriteCommand};
 use pemba_types::{Relationship, Revision};
+use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -99,12 +100,13 @@ impl Permissions {
     }
 
     /// Checks that a write's filters name types and relations of the current schema.
-    fn check_filters_in_schema(
+    async fn check_filters_in_schema(
         &self,
         preconditions: &[Precondition],
         filter: Option<&RelationshipFilter>,
+        deadline: Instant,
     ) -> Result<(), Status> {
-        let head = self.node.snapshot(None)?;
+        let head = self.node.head_snapshot(deadline).await?;
         let schema = head.compiled_schema();
         filter
             .into_iter()
@@ -139,9 +141,10 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::CheckPermissionRequest>,
     ) -> Result<Response<api::CheckPermissionResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         no_context(r.context.as_ref())?;
-        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
         let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
         let answer = self.check_one(
             &engine,
@@ -160,6 +163,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::CheckBulkPermissionsRequest>,
     ) -> Result<Response<api::CheckBulkPermissionsResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         if r.items.len() > self.node.limits.max_bulk_checks {
             return Err(Status::invalid_argument(format!(
@@ -182,7 +186,7 @@ impl PermissionsService for Permissions {
                 ))
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
         let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
         let pairs = r
             .items
@@ -222,8 +226,9 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::ExpandPermissionTreeRequest>,
     ) -> Result<Response<api::ExpandPermissionTreeResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
-        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
         let resource = convert::resource("resource", r.resource.as_ref())?;
         let permission = convert::permission("permission", &r.permission)?;
         let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
@@ -240,6 +245,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::LookupResourcesRequest>,
     ) -> Result<Response<Self::LookupResourcesStream>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         no_context(r.context.as_ref())?;
         self.check_limit(r.optional_limit, self.node.limits.max_read_page)?;
@@ -248,10 +254,14 @@ impl PermissionsService for Permissions {
             .as_ref()
             .map(cursor::decode_lookup)
             .transpose()?;
-        let snapshot = self.node.snapshot_continuing(
-            after.as_ref().map(|(revision, _)| *revision),
-            r.consistency.as_ref(),
-        )?;
+        let snapshot = self
+            .node
+            .snapshot_continuing(
+                after.as_ref().map(|(revision, _)| *revision),
+                r.consistency.as_ref(),
+                deadline,
+            )
+            .await?;
         let permission = convert::permission("permission", &r.permission)?;
         let subject = convert::subject("subject", r.subject.as_ref())?;
         let resource_type = &r.resource_object_type;
@@ -285,13 +295,14 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::LookupSubjectsRequest>,
     ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         no_context(r.context.as_ref())?;
         // As in SpiceDB, which answers every subject in one stream and pages nothing.
         if r.optional_concrete_limit != 0 {
             return Err(Status::unimplemented("concrete limit is not yet supported"));
         }
-        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
         let resource = convert::resource("resource", r.resource.as_ref())?;
         let permission = convert::permission("permission", &r.permission)?;
         let subject_relation = (!r.optional_subject_relation.is_empty())
@@ -341,6 +352,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::ReadRelationshipsRequest>,
     ) -> Result<Response<Self::ReadRelationshipsStream>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         self.check_limit(r.optional_limit, self.node.limits.max_read_page)?;
         let filter = convert::filter("relationship_filter", r.relationship_filter.as_ref())?;
@@ -349,10 +361,14 @@ impl PermissionsService for Permissions {
             .as_ref()
             .map(cursor::decode_relationship)
             .transpose()?;
-        let snapshot = self.node.snapshot_continuing(
-            after.as_ref().map(|(revision, _)| *revision),
-            r.consistency.as_ref(),
-        )?;
+        let snapshot = self
+            .node
+            .snapshot_continuing(
+                after.as_ref().map(|(revision, _)| *revision),
+                r.consistency.as_ref(),
+                deadline,
+            )
+            .await?;
         convert::filter_in_schema(snapshot.compiled_schema(), &filter)?;
         let limit = if r.optional_limit == 0 {
             usize::MAX
@@ -377,6 +393,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::WriteRelationshipsRequest>,
     ) -> Result<Response<api::WriteRelationshipsResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         let limits = &self.node.limits;
         if r.updates.len() > limits.max_updates_per_write {
@@ -414,11 +431,18 @@ impl PermissionsService for Permissions {
             .collect::<Result<Vec<_>, Status>>()?;
         let preconditions =
             convert::preconditions("optional_preconditions", &r.optional_preconditions)?;
-        self.check_filters_in_schema(&preconditions, None)?;
-        let result = self.node.write(&WriteCommand::Relationships {
-            updates,
-            preconditions,
-        })?;
+        self.check_filters_in_schema(&preconditions, None, deadline)
+            .await?;
+        let result = self
+            .node
+            .write(
+                WriteCommand::Relationships {
+                    updates,
+                    preconditions,
+                },
+                deadline,
+            )
+            .await?;
         Ok(Response::new(api::WriteRelationshipsResponse {
             written_at: Some(self.node.token(result.revision)),
         }))
@@ -428,6 +452,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::DeleteRelationshipsRequest>,
     ) -> Result<Response<api::DeleteRelationshipsResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         let filter = convert::filter("relationship_filter", r.relationship_filter.as_ref())?;
         let preconditions =
@@ -440,14 +465,15 @@ impl PermissionsService for Permissions {
         if limit.is_some_and(|l| l > self.node.limits.max_delete) {
             return Err(limit_error(r.optional_limit, self.node.limits.max_delete));
         }
-        self.check_filters_in_schema(&preconditions, Some(&filter))?;
+        self.check_filters_in_schema(&preconditions, Some(&filter), deadline)
+            .await?;
         let command = WriteCommand::DeleteByFilter {
             filter,
             preconditions,
             limit,
             allow_partial: r.optional_allow_partial_deletions,
         };
-        let result = self.node.write(&command)?;
+        let result = self.node.write(command, deadline).await?;
         // Like SpiceDB, deleting exactly `limit` relationships reports partial progress: more may
         // remain, and a client that deletes until complete makes one more call.
         let progress = if result.partial || limit.is_some_and(|l| result.count == l) {
@@ -466,6 +492,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<Streaming<api::ImportBulkRelationshipsRequest>>,
     ) -> Result<Response<api::ImportBulkRelationshipsResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let mut stream = request.into_inner();
         let mut relationships: Vec<Relationship> = Vec::new();
         while let Some(batch) = stream.message().await? {
@@ -476,7 +503,10 @@ impl PermissionsService for Permissions {
                 )?);
             }
         }
-        let result = self.node.write(&WriteCommand::Import { relationships })?;
+        let result = self
+            .node
+            .write(WriteCommand::Import { relationships }, deadline)
+            .await?;
         Ok(Response::new(api::ImportBulkRelationshipsResponse {
             num_loaded: result.count,
         }))
@@ -486,6 +516,7 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<api::ExportBulkRelationshipsRequest>,
     ) -> Result<Response<Self::ExportBulkRelationshipsStream>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
         self.check_limit(r.optional_limit, self.node.limits.max_export_batch)?;
         let filter = match &r.optional_relationship_filter {
@@ -497,10 +528,14 @@ impl PermissionsService for Permissions {
             .as_ref()
             .map(cursor::decode_relationship)
             .transpose()?;
-        let snapshot = self.node.snapshot_continuing(
-            after.as_ref().map(|(revision, _)| *revision),
-            r.consistency.as_ref(),
-        )?;
+        let snapshot = self
+            .node
+            .snapshot_continuing(
+                after.as_ref().map(|(revision, _)| *revision),
+                r.consistency.as_ref(),
+                deadline,
+            )
+            .await?;
         let batch = if r.optional_limit == 0 {
             self.node.limits.max_export_batch
         } else {

@@ -285,9 +285,10 @@ fn filter_definition(
 impl SchemaService for Schemas {
     async fn read_schema(
         &self,
-        _: Request<api::ReadSchemaRequest>,
+        request: Request<api::ReadSchemaRequest>,
     ) -> Result<Response<api::ReadSchemaResponse>, Status> {
-        let snapshot = self.node.snapshot(None)?;
+        let deadline = self.node.deadline(&request);
+        let snapshot = self.node.head_snapshot(deadline).await?;
         let schema = snapshot.compiled_schema();
         if schema.definitions.is_empty() {
             return Err(Status::not_found(
@@ -304,6 +305,7 @@ impl SchemaService for Schemas {
         &self,
         request: Request<api::WriteSchemaRequest>,
     ) -> Result<Response<api::WriteSchemaResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let text = request.into_inner().schema;
         if text.len() > self.node.limits.max_schema_bytes {
             return Err(Status::invalid_argument(format!(
@@ -314,7 +316,10 @@ impl SchemaService for Schemas {
         }
         // Compile first so that a schema error is reported without taking the write lock.
         pemba_schema::compile("schema", &text).map_err(|e| status::schema(&e))?;
-        let result = self.node.write(&WriteCommand::Schema { text })?;
+        let result = self
+            .node
+            .write(WriteCommand::Schema { text }, deadline)
+            .await?;
         Ok(Response::new(api::WriteSchemaResponse {
             written_at: Some(self.node.token(result.revision)),
         }))
@@ -324,8 +329,9 @@ impl SchemaService for Schemas {
         &self,
         request: Request<api::ReflectSchemaRequest>,
     ) -> Result<Response<api::ReflectSchemaResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
-        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
         let schema = snapshot.compiled_schema();
         let definitions = schema
             .definitions
@@ -354,8 +360,9 @@ impl SchemaService for Schemas {
         &self,
         request: Request<api::DiffSchemaRequest>,
     ) -> Result<Response<api::DiffSchemaResponse>, Status> {
+        let deadline = self.node.deadline(&request);
         let r = request.into_inner();
-        let snapshot = self.node.snapshot(r.consistency.as_ref())?;
+        let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
         let proposed = pemba_schema::compile("comparison_schema", &r.comparison_schema)
             .map_err(|e| status::schema(&e))?;
         Ok(Response::new(api::DiffSchemaResponse {

@@ -1,8 +1,10 @@
 //! The gRPC status for each error, as SpiceDB gives it.
 
-use pemba_engine::{EngineError, RelationshipError};
+use pemba_cluster::WriteFailure;
+use pemba_engine::EngineError;
+use pemba_raft::RejectionKind;
 use pemba_schema::SchemaError;
-use pemba_store::{ReadError, WriteError};
+use pemba_store::ReadError;
 use tonic::Status;
 
 use crate::token::TokenError;
@@ -28,20 +30,15 @@ pub fn schema(e: &SchemaError) -> Status {
     }
 }
 
-pub fn write(e: WriteError) -> Status {
-    match &e {
-        WriteError::InvalidRelationship(
-            RelationshipError::UnknownDefinition(_) | RelationshipError::UnknownRelation { .. },
-        ) => Status::failed_precondition(e.to_string()),
-        WriteError::InvalidRelationship(_)
-        | WriteError::DuplicateUpdate(_)
-        | WriteError::SchemaOrphans(_)
-        | WriteError::TooManyToDelete(_) => Status::invalid_argument(e.to_string()),
-        WriteError::AlreadyExists(_) => Status::already_exists(e.to_string()),
-        WriteError::PreconditionFailed(_) => Status::failed_precondition(e.to_string()),
-        WriteError::Schema(schema_error) => schema(schema_error),
-        WriteError::RevisionNotNewer { .. } => Status::aborted(e.to_string()),
-        WriteError::Persistence(_) => Status::unavailable(e.to_string()),
+pub fn write(e: WriteFailure) -> Status {
+    match e {
+        WriteFailure::Rejected(rejection) => match rejection.kind {
+            RejectionKind::InvalidArgument => Status::invalid_argument(rejection.message),
+            RejectionKind::FailedPrecondition => Status::failed_precondition(rejection.message),
+            RejectionKind::AlreadyExists => Status::already_exists(rejection.message),
+            RejectionKind::Internal => Status::internal(rejection.message),
+        },
+        WriteFailure::Unavailable(message) => Status::unavailable(message),
     }
 }
 

@@ -1,8 +1,8 @@
-//! ZedTokens: opaque consistency tokens naming a revision of one datastore.
+//! ZedTokens: opaque consistency tokens naming a revision of one cluster.
 //!
-//! Encoding (then URL-safe base64 without padding): a format byte (1), the datastore id's length
-//! and bytes, and the revision as 8 big-endian bytes. The datastore id makes a token from another
-//! datastore (or cluster) detectable instead of silently meaning a different state.
+//! Encoding (then URL-safe base64 without padding): a format byte (1), the cluster id's length
+//! and bytes, and the revision as 8 big-endian bytes. The cluster id makes a token from another
+//! cluster detectable instead of silently meaning a different state.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,17 +15,17 @@ const FORMAT: u8 = 1;
 pub enum TokenError {
     #[error("failed to decode ZedToken `{0}`: not a token issued by Pemba")]
     Malformed(String),
-    #[error("ZedToken `{token}` was issued by another datastore (`{issuer}`); this is datastore `{ours}`")]
-    OtherDatastore {
+    #[error("ZedToken `{token}` was issued by another cluster (`{issuer}`); this is cluster `{ours}`: tokens only mean something in the cluster that issued them")]
+    OtherCluster {
         token: String,
         issuer: String,
         ours: String,
     },
 }
 
-/// Encodes `revision` of datastore `datastore_id` as a token.
-pub fn encode(datastore_id: &str, revision: Revision) -> String {
-    let id = datastore_id.as_bytes();
+/// Encodes `revision` of cluster `cluster_id` as a token.
+pub fn encode(cluster_id: &str, revision: Revision) -> String {
+    let id = cluster_id.as_bytes();
     let mut bytes = Vec::with_capacity(2 + id.len() + 8);
     bytes.push(FORMAT);
     bytes.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
@@ -34,8 +34,8 @@ pub fn encode(datastore_id: &str, revision: Revision) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Decodes a token, which must have been issued by datastore `datastore_id`.
-pub fn decode(datastore_id: &str, token: &str) -> Result<Revision, TokenError> {
+/// Decodes a token, which must have been issued by cluster `cluster_id`.
+pub fn decode(cluster_id: &str, token: &str) -> Result<Revision, TokenError> {
     let malformed = || TokenError::Malformed(token.to_string());
     let bytes = URL_SAFE_NO_PAD
         .decode(token.trim())
@@ -49,11 +49,11 @@ pub fn decode(datastore_id: &str, token: &str) -> Result<Revision, TokenError> {
     }
     let (id, revision) = rest.split_at(id_len);
     let issuer = std::str::from_utf8(id).map_err(|_| malformed())?;
-    if issuer != datastore_id {
-        return Err(TokenError::OtherDatastore {
+    if issuer != cluster_id {
+        return Err(TokenError::OtherCluster {
             token: token.to_string(),
             issuer: issuer.to_string(),
-            ours: datastore_id.to_string(),
+            ours: cluster_id.to_string(),
         });
     }
     let revision: [u8; 8] = revision.try_into().map_err(|_| malformed())?;
@@ -70,7 +70,7 @@ mod tests {
         assert_eq!(decode("ds-1", &token), Ok(42));
         assert!(matches!(
             decode("ds-2", &token),
-            Err(TokenError::OtherDatastore { .. })
+            Err(TokenError::OtherCluster { .. })
         ));
         for bad in [
             "",

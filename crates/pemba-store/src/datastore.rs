@@ -14,7 +14,9 @@ use tokio::sync::watch;
 
 use crate::filter::{Precondition, RelationshipFilter};
 use crate::index::{key_of, Change, RelationshipIndex, RelationshipKey};
-use crate::persistence::{AppliedWrite, Collected, Persistence, PersistenceError};
+use crate::persistence::{
+    AppliedWrite, Collected, Persistence, PersistenceError, Recovered, SidecarUpdate,
+};
 use crate::schema_change::check_schema_change;
 
 /// A schema as written and as compiled.
@@ -152,9 +154,43 @@ struct State {
     schemas: BTreeMap<Revision, Arc<SchemaVersion>>,
     /// Writes newer than `horizon`: their time and changes (for Watch and garbage collection).
     writes: BTreeMap<Revision, (SystemTime, Arc<Vec<Change>>)>,
+    /// The layer above's key-values, durable with each write (see [`SidecarUpdate`]).
+    sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl State {
+    fn from_image(image: Recovered) -> Result<State, PersistenceError> {
+        let mut index = RelationshipIndex::default();
+        let restored: Vec<_> = image
+            .versions
+            .into_iter()
+            .filter_map(|versions| Some((key_of(&versions.first()?.relationship), versions)))
+            .collect();
+        index.install(&restored);
+        let mut schemas = BTreeMap::new();
+        for (revision, text) in image.schemas {
+            let compiled = pemba_schema::compile("schema", &text).map_err(|e| {
+                PersistenceError(format!(
+                    "stored schema at revision {revision} does not compile: {e}"
+                ))
+            })?;
+            schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
+        }
+        let writes = image
+            .writes
+            .into_iter()
+            .map(|w| (w.revision, (w.timestamp, Arc::new(w.changes))))
+            .collect();
+        Ok(State {
+            index,
+            head: image.head,
+            horizon: image.horizon,
+            schemas,
+            writes,
+            sidecar: image.sidecar,
+        })
+    }
+
     fn schema_at(&self, at: Revision) -> Option<Arc<SchemaVersion>> {
         self.schemas
             .range(..=at)
@@ -205,41 +241,61 @@ static EMPTY_SCHEMA: std::sync::LazyLock<CompiledSchema> =
 impl Datastore {
     /// Opens a datastore over `persistence`, rebuilding memory from what it recovers.
     pub fn open(mut persistence: Box<dyn Persistence>) -> Result<Datastore, PersistenceError> {
-        let recovered = persistence.recover()?;
-        let mut index = RelationshipIndex::default();
-        let restored: Vec<_> = recovered
-            .versions
-            .into_iter()
-            .filter_map(|versions| Some((key_of(&versions.first()?.relationship), versions)))
-            .collect();
-        index.install(&restored);
-        let mut schemas = BTreeMap::new();
-        for (revision, text) in recovered.schemas {
-            let compiled = pemba_schema::compile("schema", &text).map_err(|e| {
-                PersistenceError(format!(
-                    "stored schema at revision {revision} does not compile: {e}"
-                ))
-            })?;
-            schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
-        }
-        let writes = recovered
-            .writes
-            .into_iter()
-            .map(|w| (w.revision, (w.timestamp, Arc::new(w.changes))))
-            .collect();
-        let state = State {
-            index,
-            head: recovered.head,
-            horizon: recovered.horizon,
-            schemas,
-            writes,
-        };
-        let (head, _) = watch::channel(recovered.head);
+        let state = State::from_image(persistence.recover()?)?;
+        let (head, _) = watch::channel(state.head);
         Ok(Datastore {
             state: Arc::new(RwLock::new(state)),
             persistence: Mutex::new(persistence),
             head,
         })
+    }
+
+    /// Everything the datastore holds, consistent at its head: relationships with their kept
+    /// history, schemas, the change log and the sidecar.
+    pub fn export(&self) -> Recovered {
+        let _writers = self.persistence.lock();
+        let state = self.state.read();
+        Recovered {
+            head: state.head,
+            horizon: state.horizon,
+            versions: state.index.all_versions(),
+            schemas: state
+                .schemas
+                .iter()
+                .map(|(revision, schema)| (*revision, schema.text.clone()))
+                .collect(),
+            writes: state
+                .writes
+                .iter()
+                .map(|(revision, (timestamp, changes))| AppliedWrite {
+                    revision: *revision,
+                    timestamp: *timestamp,
+                    schema: state.schemas.get(revision).map(|s| s.text.clone()),
+                    changes: changes.as_ref().clone(),
+                    versions: Vec::new(),
+                    is_write: true,
+                    sidecar: Vec::new(),
+                })
+                .collect(),
+            sidecar: state.sidecar.clone(),
+        }
+    }
+
+    /// Replaces the whole datastore with `image` (from [`Datastore::export`] on another replica),
+    /// durably, then makes it visible.
+    pub fn install(&self, image: Recovered) -> Result<(), PersistenceError> {
+        let mut persistence = self.persistence.lock();
+        persistence.replace(&image)?;
+        let replacement = State::from_image(image)?;
+        let head = replacement.head;
+        *self.state.write() = replacement;
+        self.head.send_replace(head);
+        Ok(())
+    }
+
+    /// The sidecar's key-values.
+    pub fn sidecar(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        self.state.read().sidecar.clone()
     }
 
     /// The newest applied revision.
@@ -286,72 +342,126 @@ impl Datastore {
             .collect())
     }
 
-    /// Applies `command` as the revision after the head, durably.
-    pub fn apply_next(
-        &self,
-        timestamp: SystemTime,
-        command: &WriteCommand,
-    ) -> Result<WriteResult, WriteError> {
-        let persistence = self.persistence.lock();
-        let revision = self.head() + 1;
-        self.apply_locked(persistence, revision, timestamp, command)
-    }
-
-    /// Applies `command` at `revision` (which must be newer than the head), durably.
+    /// Applies `command` at `revision` (which must be newer than the head), durably. A refused
+    /// command changes nothing, not even the head.
     pub fn apply(
         &self,
         revision: Revision,
         timestamp: SystemTime,
         command: &WriteCommand,
     ) -> Result<WriteResult, WriteError> {
-        self.apply_locked(self.persistence.lock(), revision, timestamp, command)
+        let persistence = self.persistence.lock();
+        self.apply_locked(
+            persistence,
+            revision,
+            timestamp,
+            Some(command),
+            Refusal::ChangesNothing,
+            |_| Vec::new(),
+        )?
     }
 
-    /// [`Datastore::apply`] with the writer lock already held.
+    /// Advances the head to `revision` (newer than the head, or equal to it when there is no
+    /// command), applying `command` if there is one,
+    /// and makes the sidecar updates that `sidecar` derives from the outcome durable in the same
+    /// atomic step. The revision is consumed even when the command is refused: the inner result
+    /// is the command's outcome, the outer one a storage failure (after which nothing changed).
+    pub fn apply_entry(
+        &self,
+        revision: Revision,
+        timestamp: SystemTime,
+        command: Option<&WriteCommand>,
+        sidecar: impl FnOnce(&Result<WriteResult, WriteError>) -> Vec<SidecarUpdate>,
+    ) -> Result<Result<WriteResult, WriteError>, PersistenceError> {
+        self.apply_locked(
+            self.persistence.lock(),
+            revision,
+            timestamp,
+            command,
+            Refusal::ConsumesRevision,
+            sidecar,
+        )
+    }
+
+    /// [`Datastore::apply_entry`] with the writer lock already held.
     fn apply_locked(
         &self,
         mut persistence: MutexGuard<'_, Box<dyn Persistence>>,
         revision: Revision,
         timestamp: SystemTime,
-        command: &WriteCommand,
-    ) -> Result<WriteResult, WriteError> {
-        let (plan, versions) = {
+        command: Option<&WriteCommand>,
+        refusal: Refusal,
+        sidecar: impl FnOnce(&Result<WriteResult, WriteError>) -> Vec<SidecarUpdate>,
+    ) -> Result<Result<WriteResult, WriteError>, PersistenceError> {
+        let (planned, versions) = {
             let state = self.state.read();
-            if revision <= state.head {
-                return Err(WriteError::RevisionNotNewer {
+            // An entry carrying no write may repeat the head revision: a replication log's first
+            // entry has index 0, the revision of an empty datastore.
+            let repeats_head = revision == state.head && command.is_none();
+            if revision <= state.head && !repeats_head {
+                return Ok(Err(WriteError::RevisionNotNewer {
                     revision,
                     head: state.head,
-                });
+                }));
             }
-            let plan = plan(&state, command)?;
-            let versions = state.index.updated_versions(revision, &plan.changes);
-            (plan, versions)
+            match command.map(|command| plan(&state, command)) {
+                Some(Ok(plan)) => {
+                    let versions = state.index.updated_versions(revision, &plan.changes);
+                    (Some(Ok(plan)), versions)
+                }
+                other => (other, Vec::new()),
+            }
+        };
+        let (plan, refused) = match planned {
+            Some(Ok(plan)) => (Some(plan), None),
+            Some(Err(refused)) if refusal == Refusal::ChangesNothing => return Ok(Err(refused)),
+            Some(Err(refused)) => (None, Some(refused)),
+            None => (None, None),
+        };
+        let outcome = match refused {
+            Some(refusal) => Err(refusal),
+            None => Ok(WriteResult {
+                revision,
+                count: plan.as_ref().map_or(0, |p| p.count),
+                partial: plan.as_ref().is_some_and(|p| p.partial),
+            }),
+        };
+        let sidecar = sidecar(&outcome);
+        let (schema, changes) = match plan {
+            Some(plan) => (plan.schema, Some(plan.changes)),
+            None => (None, None),
         };
         // Durable before visible: readers keep reading the old head meanwhile.
         let write = AppliedWrite {
             revision,
             timestamp,
-            schema: plan.schema.as_ref().map(|s| s.text.clone()),
-            changes: plan.changes,
+            schema: schema.as_ref().map(|s| s.text.clone()),
+            is_write: changes.is_some(),
+            changes: changes.unwrap_or_default(),
             versions,
+            sidecar,
         };
         persistence.persist(&write)?;
         let mut state = self.state.write();
         state.index.install(&write.versions);
         state.head = revision;
-        if let Some(schema) = plan.schema {
+        for update in write.sidecar {
+            match update.value {
+                Some(value) => state.sidecar.insert(update.key, value),
+                None => state.sidecar.remove(&update.key),
+            };
+        }
+        if let Some(schema) = schema {
             state.schemas.insert(revision, schema);
         }
-        state
-            .writes
-            .insert(revision, (timestamp, Arc::new(write.changes)));
+        if write.is_write {
+            state
+                .writes
+                .insert(revision, (timestamp, Arc::new(write.changes)));
+        }
         drop(state);
         self.head.send_replace(revision);
-        Ok(WriteResult {
-            revision,
-            count: plan.count,
-            partial: plan.partial,
-        })
+        Ok(outcome)
     }
 
     /// Drops history older than `window` before `now`: reads at older revisions fail afterwards.
@@ -380,6 +490,15 @@ impl Datastore {
         persistence.collect(&Collected { horizon, versions })?;
         Ok(horizon)
     }
+}
+
+/// What a refused command does to the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Nothing: the revision can be used again.
+    ChangesNothing,
+    /// The head moves to its revision (a replicated log's entry is consumed either way).
+    ConsumesRevision,
 }
 
 /// The effect a command will have, decided against the head state.

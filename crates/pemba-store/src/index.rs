@@ -70,6 +70,11 @@ impl RelationshipIndex {
         )
     }
 
+    /// Every key's version list, in key order (a datastore image).
+    pub fn all_versions(&self) -> Vec<Vec<Version>> {
+        self.by_resource.values().cloned().collect()
+    }
+
     /// The version of `key` visible at `at`.
     pub fn visible(&self, key: &RelationshipKey, at: Revision) -> Option<&Relationship> {
         let versions = self.by_resource.get(key)?;

@@ -19,4 +19,5 @@ pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
 pub use index::{key_of, Change, RelationshipKey, Version};
 pub use persistence::{
     AppliedWrite, Collected, MemoryPersistence, Persistence, PersistenceError, Recovered,
+    SidecarUpdate,
 };

@@ -24,6 +24,19 @@ pub struct AppliedWrite {
     pub changes: Vec<Change>,
     /// Each changed key's whole version list after the write.
     pub versions: Vec<(RelationshipKey, Vec<Version>)>,
+    /// Whether the revision carried a write. Revisions that carry none (a replication log's
+    /// own entries) only advance the head: they are not in the change log.
+    pub is_write: bool,
+    /// The layer above's own state (replication progress, de-duplication records), made durable
+    /// in the same atomic step as the write.
+    pub sidecar: Vec<SidecarUpdate>,
+}
+
+/// A change to the sidecar: `value: None` deletes `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidecarUpdate {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
 }
 
 /// What garbage collection removed, as it must be made durable.
@@ -35,8 +48,9 @@ pub struct Collected {
     pub versions: Vec<(RelationshipKey, Option<Vec<Version>>)>,
 }
 
-/// The durable state found at start-up.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// The durable state found at start-up; also a whole datastore's image, as shipped in a
+/// replication snapshot.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Recovered {
     /// The newest durable revision (0 for a new store).
     pub head: Revision,
@@ -48,6 +62,8 @@ pub struct Recovered {
     pub schemas: Vec<(Revision, String)>,
     /// Writes newer than the horizon, oldest first (their `versions` may be empty).
     pub writes: Vec<AppliedWrite>,
+    /// The sidecar's key-values.
+    pub sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 #[derive(Debug, Error)]
@@ -65,6 +81,10 @@ pub trait Persistence: Send {
 
     /// Makes a garbage collection durable. Need not be synced: losing it only keeps history longer.
     fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError>;
+
+    /// Replaces everything stored with `image`, atomically: after a crash either the old state
+    /// or the whole image is found. It must be fsynced before this returns.
+    fn replace(&mut self, image: &Recovered) -> Result<(), PersistenceError>;
 }
 
 /// Keeps everything in memory: for tests and simulations. Clones share one "disk", so a store
@@ -81,6 +101,7 @@ struct Disk {
     versions: BTreeMap<RelationshipKey, Vec<Version>>,
     schemas: Vec<(Revision, String)>,
     writes: Vec<AppliedWrite>,
+    sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl Persistence for MemoryPersistence {
@@ -92,6 +113,7 @@ impl Persistence for MemoryPersistence {
             versions: disk.versions.values().cloned().collect(),
             schemas: disk.schemas.clone(),
             writes: disk.writes.clone(),
+            sidecar: disk.sidecar.clone(),
         })
     }
 
@@ -108,10 +130,19 @@ impl Persistence for MemoryPersistence {
         if let Some(schema) = &write.schema {
             disk.schemas.push((write.revision, schema.clone()));
         }
-        disk.writes.push(AppliedWrite {
-            versions: Vec::new(),
-            ..write.clone()
-        });
+        if write.is_write {
+            disk.writes.push(AppliedWrite {
+                versions: Vec::new(),
+                sidecar: Vec::new(),
+                ..write.clone()
+            });
+        }
+        for update in &write.sidecar {
+            match &update.value {
+                Some(value) => disk.sidecar.insert(update.key.clone(), value.clone()),
+                None => disk.sidecar.remove(&update.key),
+            };
+        }
         Ok(())
     }
 
@@ -125,6 +156,28 @@ impl Persistence for MemoryPersistence {
             };
         }
         disk.writes.retain(|w| w.revision > collected.horizon);
+        Ok(())
+    }
+
+    fn replace(&mut self, image: &Recovered) -> Result<(), PersistenceError> {
+        let mut disk = self.disk.lock();
+        *disk = Disk {
+            head: image.head,
+            horizon: image.horizon,
+            versions: image
+                .versions
+                .iter()
+                .filter_map(|list| {
+                    Some((
+                        crate::index::key_of(&list.first()?.relationship),
+                        list.clone(),
+                    ))
+                })
+                .collect(),
+            schemas: image.schemas.clone(),
+            writes: image.writes.clone(),
+            sidecar: image.sidecar.clone(),
+        };
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use pemba_engine::{Engine, Permissionship};
 use pemba_store::{
     Change, Datastore, MemoryPersistence, Precondition, ReadError, RelationshipFilter,
-    SubjectFilter, UpdateOperation, WriteCommand, WriteError,
+    SidecarUpdate, SubjectFilter, UpdateOperation, WriteCommand, WriteError,
 };
 use pemba_types::{ObjectRef, Relationship, SubjectRef};
 
@@ -365,30 +365,92 @@ fn garbage_collection_ends_old_reads_but_keeps_current_state() {
 }
 
 #[test]
-fn concurrent_writers_each_get_their_own_revision() {
-    let (store, _) = open_with_schema();
-    let store = std::sync::Arc::new(store);
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                (0..25)
-                    .map(|n| {
-                        let text = format!("document:w{w}n{n}#viewer@user:tom");
-                        store
-                            .apply_next(at(2), &touch(&[&text]))
-                            .expect("no writer is refused")
-                            .revision
-                    })
-                    .collect::<Vec<_>>()
-            })
+fn replicated_entries_consume_their_revision_and_keep_the_sidecar() {
+    let (store, disk) = open_with_schema();
+    let note = |value: &str| {
+        vec![SidecarUpdate {
+            key: b"applied".to_vec(),
+            value: Some(value.as_bytes().to_vec()),
+        }]
+    };
+    // A refused write still consumes its log entry's revision, and its sidecar is kept.
+    let create_twice = WriteCommand::Relationships {
+        updates: vec![
+            (UpdateOperation::Create, rel("document:a#viewer@user:tom")),
+            (UpdateOperation::Create, rel("document:a#viewer@user:tom")),
+        ],
+        preconditions: Vec::new(),
+    };
+    let refused = store
+        .apply_entry(2, at(2), Some(&create_twice), |outcome| {
+            assert!(outcome.is_err());
+            note("2")
         })
+        .unwrap();
+    assert!(matches!(refused, Err(WriteError::DuplicateUpdate(_))));
+    assert_eq!(store.head(), 2);
+    // An entry without a write only moves the head.
+    store
+        .apply_entry(3, at(3), None, |_| note("3"))
+        .unwrap()
+        .unwrap();
+    store
+        .apply_entry(
+            4,
+            at(4),
+            Some(&touch(&["document:a#viewer@user:tom"])),
+            |_| note("4"),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.head(), 4);
+    assert_eq!(viewers(&store, 4), ["document:a#viewer@user:tom"]);
+    // Only real writes are in the change log.
+    let changed: Vec<u64> = store
+        .changes_after(1)
+        .unwrap()
+        .iter()
+        .map(|(r, _)| *r)
         .collect();
-    let mut revisions: Vec<u64> = writers
-        .into_iter()
-        .flat_map(|w| w.join().expect("writer ends"))
-        .collect();
-    revisions.sort_unstable();
-    assert_eq!(revisions, (2..=101).collect::<Vec<u64>>());
-    assert_eq!(viewers(&store, 101).len(), 100);
+    assert_eq!(changed, [4]);
+    let reopened = Datastore::open(Box::new(disk)).unwrap();
+    assert_eq!(reopened.head(), 4);
+    assert_eq!(reopened.sidecar().get(b"applied".as_slice()).unwrap(), b"4");
+}
+
+#[test]
+fn an_exported_image_installs_as_an_identical_datastore() {
+    let (store, _) = open_with_schema();
+    store
+        .apply(2, at(2), &touch(&["document:a#viewer@user:tom"]))
+        .unwrap();
+    store
+        .apply_entry(
+            3,
+            at(3),
+            Some(&touch(&["document:b#viewer@user:sam"])),
+            |_| {
+                vec![SidecarUpdate {
+                    key: b"k".to_vec(),
+                    value: Some(b"v".to_vec()),
+                }]
+            },
+        )
+        .unwrap()
+        .unwrap();
+    let image = store.export();
+
+    // Installed over a datastore with other contents, which it replaces entirely.
+    let (other, other_disk) = open_with_schema();
+    other
+        .apply(2, at(2), &touch(&["document:z#viewer@user:zed"]))
+        .unwrap();
+    other.install(image.clone()).unwrap();
+    assert_eq!(other.export(), image);
+    assert_eq!(viewers(&other, 2), ["document:a#viewer@user:tom"]);
+    assert_eq!(viewers(&other, 3).len(), 2);
+    assert_eq!(other.changes_after(1).unwrap().len(), 2);
+    // The replacement is durable.
+    let reopened = Datastore::open(Box::new(other_disk)).unwrap();
+    assert_eq!(reopened.export(), image);
 }

@@ -1,15 +1,17 @@
 //! `pemba serve`: runs one node on a local data directory.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use pemba_rocksdb::RocksPersistence;
+use pemba_cluster::{Replica, ReplicaConfig, TcpDialer};
 use pemba_server::{Limits, Node, ServeOptions, TlsFiles};
 use pemba_store::Datastore;
+use tokio_stream::wrappers::TcpListenerStream;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -48,25 +50,79 @@ pub struct ServeArgs {
     /// The largest request message accepted, in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     max_message_bytes: usize,
+    /// This node's id in its cluster (a positive number, never reused for another node).
+    #[arg(long, default_value_t = 1, env = "PEMBA_NODE_ID")]
+    node_id: u64,
+    /// The address other nodes reach this node's cluster port at (`host:port`).
+    #[arg(long, default_value = "127.0.0.1:50053", env = "PEMBA_CLUSTER_ADDR")]
+    cluster_addr: String,
+    /// Where the cluster port listens; by default the --cluster-addr if it is an IP address,
+    /// else 0.0.0.0 with its port.
+    #[arg(long, env = "PEMBA_CLUSTER_LISTEN_ADDR")]
+    cluster_listen_addr: Option<SocketAddr>,
+    /// The members of a new cluster, `id=host:port,…` (the same on every node). The lowest id
+    /// initializes the cluster; a node not listed waits to be added (`pemba cluster add`).
+    /// Without it, this node runs a one-node cluster.
+    #[arg(long, env = "PEMBA_INITIAL_MEMBERS", value_parser = parse_members)]
+    initial_members: Option<Members>,
+    /// The secret every node of the cluster shares; peer calls without it are refused. Required
+    /// with --initial-members.
+    #[arg(long, env = "PEMBA_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+    /// How often the leader sends heartbeats.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+    /// How long followers wait without a heartbeat before electing a new leader (each waits a
+    /// random time between this and twice this).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    election_timeout: Duration,
+    /// Log entries between snapshots (the log before a snapshot is then purged).
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_every: u64,
 }
 
-/// The datastore's identity: read from `<data dir>/datastore-id`, created on first start.
-fn datastore_id(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("datastore-id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        return Ok(id.trim().to_string());
+/// Cluster members by node id.
+#[derive(Debug, Clone)]
+pub struct Members(BTreeMap<u64, String>);
+
+fn parse_members(text: &str) -> Result<Members, String> {
+    let mut members = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`{item}` is not `id=host:port`"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{id}` is not a node id (a positive number)"))?;
+        if id == 0 {
+            return Err("node ids start at 1".into());
+        }
+        if members.insert(id, addr.trim().to_string()).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
     }
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let id = format!("{:x}-{:x}", nanos, std::process::id());
-    let temporary = data_dir.join("datastore-id.tmp");
-    std::fs::write(&temporary, &id).with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::File::open(&temporary)?.sync_all()?;
-    std::fs::rename(&temporary, &path)?;
-    std::fs::File::open(data_dir)?.sync_all()?;
-    Ok(id)
+    if members.is_empty() {
+        return Err("no members listed".into());
+    }
+    Ok(Members(members))
+}
+
+/// Where the cluster port listens: the cluster address itself if it is an IP address, else all
+/// interfaces on its port.
+fn cluster_listen_addr(args: &ServeArgs) -> anyhow::Result<SocketAddr> {
+    if let Some(addr) = args.cluster_listen_addr {
+        return Ok(addr);
+    }
+    if let Ok(addr) = args.cluster_addr.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port = args
+        .cluster_addr
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .with_context(|| format!("--cluster-addr `{}` has no port", args.cluster_addr))?;
+    Ok(SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
 async fn shutdown_signal() {
@@ -103,25 +159,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.grpc_preshared_keys.iter().all(|k| k.trim().is_empty()) {
         bail!("--grpc-preshared-key must not be empty");
     }
+    if args.node_id == 0 {
+        bail!("--node-id must be a positive number");
+    }
+    let secret = args.cluster_secret.clone().filter(|s| !s.is_empty());
+    let initial_members = match &args.initial_members {
+        Some(Members(members)) => {
+            if secret.is_none() {
+                bail!("a cluster needs --cluster-secret (the same on every node)");
+            }
+            members.clone()
+        }
+        None => BTreeMap::from([(args.node_id, args.cluster_addr.clone())]),
+    };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let id = datastore_id(&args.data_dir)?;
-    let persistence = RocksPersistence::open(&args.data_dir.join("store"))?;
+    let (persistence, log) = pemba_rocksdb::open(&args.data_dir.join("store"))?;
     let datastore = Arc::new(Datastore::open(Box::new(persistence))?);
-    let node = Arc::new(Node::new(
-        datastore.clone(),
-        id.clone(),
-        Limits::default(),
-        Arc::new(SystemTime::now),
-    ));
-    let tls = match (&args.tls_cert_path, &args.tls_key_path) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            certificate_pem: std::fs::read(cert)
-                .with_context(|| format!("reading {}", cert.display()))?,
-            key_pem: std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
-        }),
-        _ => None,
-    };
+
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
         .with_context(|| format!("listening on {}", args.grpc_addr))?;
@@ -133,11 +188,64 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {addr}"))?,
         ),
     };
+    // A one-node cluster started without a secret has no peers: its cluster port stays closed.
+    let cluster_listener = match &secret {
+        Some(_) => {
+            let addr = cluster_listen_addr(&args)?;
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr} (cluster port)"))?,
+            )
+        }
+        None => None,
+    };
+
+    let config = ReplicaConfig {
+        node_id: args.node_id,
+        initial_members,
+        cluster_secret: secret.clone().unwrap_or_default(),
+        heartbeat_interval: args.heartbeat_interval,
+        election_timeout: args.election_timeout,
+        snapshot_every: args.snapshot_every,
+    };
+    let replica = Replica::start(
+        config,
+        log,
+        datastore.clone(),
+        Arc::new(TcpDialer),
+        Arc::new(SystemTime::now),
+    )
+    .await?;
+    if let (Some(cluster_listener), Some(secret)) = (cluster_listener, secret) {
+        let replica = replica.clone();
+        tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(cluster_listener);
+            let forever = std::future::pending::<()>();
+            if let Err(e) = pemba_cluster::serve_peers(replica, &secret, incoming, forever).await {
+                tracing::error!(error = %e, "cluster port stopped");
+            }
+        });
+    }
+    let node = Arc::new(Node::new(
+        datastore.clone(),
+        replica.clone(),
+        Limits::default(),
+    ));
+    let tls = match (&args.tls_cert_path, &args.tls_key_path) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            certificate_pem: std::fs::read(cert)
+                .with_context(|| format!("reading {}", cert.display()))?,
+            key_pem: std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+        }),
+        _ => None,
+    };
     tracing::info!(
         grpc_addr = %listener.local_addr()?,
         metrics_addr = %args.metrics_addr,
+        cluster_addr = %args.cluster_addr,
+        node_id = args.node_id,
         data_dir = %args.data_dir.display(),
-        datastore_id = %id,
         revision = datastore.head(),
         "pemba is serving"
     );
@@ -147,6 +255,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls,
         max_message_bytes: args.max_message_bytes,
     };
-    pemba_server::serve(node, listener, http_listener, options, shutdown_signal()).await?;
+    let incoming = TcpListenerStream::new(listener);
+    pemba_server::serve(node, incoming, http_listener, options, shutdown_signal()).await?;
+    replica.shutdown().await;
     Ok(())
 }

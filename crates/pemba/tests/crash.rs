@@ -9,31 +9,12 @@ use std::time::Duration;
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
 use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
-use support::{authorized, stored_documents, Server};
+use support::{authorized, stored_documents, viewer, Server};
 use tonic::transport::Channel;
 
 const SCHEMA: &str = "definition user {}\n\ndefinition document {\n    relation viewer: user\n}\n";
 const WRITERS: usize = 4;
 const ROUNDS: usize = 3;
-
-fn relationship(document: &str, user: &str) -> api::Relationship {
-    api::Relationship {
-        resource: Some(api::ObjectReference {
-            object_type: "document".into(),
-            object_id: document.into(),
-        }),
-        relation: "viewer".into(),
-        subject: Some(api::SubjectReference {
-            object: Some(api::ObjectReference {
-                object_type: "user".into(),
-                object_id: user.into(),
-            }),
-            optional_relation: String::new(),
-        }),
-        optional_caveat: None,
-        optional_expires_at: None,
-    }
-}
 
 async fn connect(server: &Server) -> Channel {
     Channel::from_shared(server.url())
@@ -55,7 +36,7 @@ async fn write_until_failure(
         let document = format!("r{round}-w{writer}-n{n}");
         let update = api::RelationshipUpdate {
             operation: api::relationship_update::Operation::Create as i32,
-            relationship: Some(relationship(&document, "tom")),
+            relationship: Some(viewer(&document, "tom")),
         };
         let request = api::WriteRelationshipsRequest {
             updates: vec![update],

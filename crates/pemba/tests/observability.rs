@@ -2,24 +2,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
 use std::time::Duration;
-use support::{authorized, free_port, Server};
+use support::{authorized, free_port, http_get as get, Server};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-fn get(addr: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("the metrics endpoint accepts connections");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("request sent");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response read");
-    response
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_and_readiness_are_served() {
@@ -27,6 +16,7 @@ async fn metrics_health_and_readiness_are_served() {
     let metrics_addr = format!("127.0.0.1:{}", free_port());
     let server = Server::start_with_metrics(data.path(), &metrics_addr);
     assert!(get(&metrics_addr, "/healthz").starts_with("HTTP/1.1 200 OK"));
+    support::wait_ready(&metrics_addr);
     assert!(get(&metrics_addr, "/readyz").starts_with("HTTP/1.1 200 OK"));
     assert!(get(&metrics_addr, "/nothing").starts_with("HTTP/1.1 404"));
 
@@ -57,7 +47,19 @@ async fn metrics_health_and_readiness_are_served() {
         metrics.contains("pemba_grpc_requests_total{method=\"/authzed.api.v1.SchemaService/ReadSchema\",code=\"UNAUTHENTICATED\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("pemba_revision 1"), "{metrics}");
+    // The revision is the Raft log index of the schema write: after the entries that formed the
+    // one-node cluster.
+    let revision: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pemba_revision "))
+        .and_then(|v| v.parse().ok())
+        .expect("a revision gauge");
+    assert!(revision >= 1, "{metrics}");
+    assert!(metrics.contains("pemba_raft_is_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains(&format!("pemba_raft_applied_index {revision}")),
+        "{metrics}"
+    );
     assert!(metrics.contains("pemba_ready 1"), "{metrics}");
 
     let channel = tonic::transport::Channel::from_shared(server.url())

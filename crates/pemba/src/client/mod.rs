@@ -2,6 +2,7 @@
 //! SpiceDB's). Global options say where and how to connect; read commands take consistency flags;
 //! every command prints plain text, or JSON with `--json`.
 
+mod cluster;
 mod connection;
 mod convert;
 mod import_export;
@@ -67,6 +68,13 @@ pub enum ClientCommand {
         #[command(flatten)]
         args: watch::WatchArgs,
     },
+    /// Cluster administration: status, add a learner, promote it, remove a node.
+    Cluster {
+        #[command(flatten)]
+        options: cluster::ClusterOptions,
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
 }
 
 /// Runs a client command; errors are printed as `error: …` and give a non-zero exit code.
@@ -104,6 +112,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Watch { options, args } => {
             watch::run(&Client::connect(&options).await?, args, options.json).await
         }
+        ClientCommand::Cluster { options, command } => cluster::run(options, command).await,
     }
 }
 

@@ -34,7 +34,17 @@ impl Server {
 
     /// Like [`Server::start`], serving `/metrics`, `/healthz` and `/readyz` on `metrics_addr`.
     pub fn start_with_metrics(data_dir: &Path, metrics_addr: &str) -> Server {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
+        Self::start_with_args(data_dir, metrics_addr, free_port(), &[])
+    }
+
+    /// Starts a server with gRPC on `port` and `extra` arguments (cluster flags, say).
+    pub fn start_with_args(
+        data_dir: &Path,
+        metrics_addr: &str,
+        port: u16,
+        extra: &[String],
+    ) -> Server {
+        let addr: SocketAddr = format!("127.0.0.1:{port}")
             .parse()
             .expect("a socket address");
         std::fs::create_dir_all(data_dir).expect("the data directory");
@@ -56,6 +66,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(data_dir)
+            .args(extra)
             .env("PEMBA_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -125,6 +136,54 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The whole HTTP/1.1 response to `GET path` from `addr`.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(addr).expect("the metrics endpoint accepts connections");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    response
+}
+
+/// Waits up to 30 s until `/readyz` on `metrics_addr` says ready (a leader is known).
+pub fn wait_ready(metrics_addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(metrics_addr, "/readyz").starts_with("HTTP/1.1 200") {
+        assert!(Instant::now() < deadline, "not ready within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of an unlabelled metric in `/metrics` of `metrics_addr`.
+pub fn metric(metrics_addr: &str, name: &str) -> Option<f64> {
+    let prefix = format!("{name} ");
+    http_get(metrics_addr, "/metrics")
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+}
+
+/// `document:<document>#viewer@user:<user>` on the wire.
+pub fn viewer(document: &str, user: &str) -> pemba_proto::authzed::api::v1::Relationship {
+    use pemba_proto::authzed::api::v1 as api;
+    api::Relationship {
+        resource: Some(api::ObjectReference {
+            object_type: "document".into(),
+            object_id: document.into(),
+        }),
+        relation: "viewer".into(),
+        subject: Some(api::SubjectReference {
+            object: Some(api::ObjectReference {
+                object_type: "user".into(),
+                object_id: user.into(),
+            }),
+            optional_relation: String::new(),
+        }),
+        optional_caveat: None,
+        optional_expires_at: None,
     }
 }
 

@@ -1,0 +1,29 @@
+//! Opening channels to peers: injected, so a simulation can supply its own network.
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ClusterError;
+
+/// Opens gRPC channels to peers by address (`host:port`).
+pub trait Dialer: Send + Sync + 'static {
+    /// A channel to `addr`. It may connect lazily; connection failures surface on calls.
+    fn channel(&self, addr: &str) -> Result<Channel, ClusterError>;
+}
+
+/// Plain TCP (HTTP/2 without TLS), connecting lazily.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpDialer;
+
+impl Dialer for TcpDialer {
+    fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClusterError::BadAddress(addr.to_string(), e.to_string()))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        Ok(endpoint.connect_lazy())
+    }
+}

@@ -1,0 +1,176 @@
+//! The client side of the cluster port: Raft messages to peers, and calls to the leader.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use parking_lot::Mutex;
+use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
+use pemba_proto::pemba::cluster::v1::RaftPayload;
+use pemba_raft::{NodeId, TypeConfig};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+use crate::auth::ClusterSecret;
+use crate::dialer::Dialer;
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| Status::internal(format!("encoding a cluster message: {e}")))
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(value, _)| value)
+        .map_err(|e| Status::invalid_argument(format!("decoding a cluster message: {e}")))
+}
+
+/// Channels to peers by address, with the cluster secret.
+pub struct Peers {
+    dialer: Arc<dyn Dialer>,
+    secret: ClusterSecret,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Peers {
+    pub fn new(dialer: Arc<dyn Dialer>, secret: ClusterSecret) -> Self {
+        Self {
+            dialer,
+            secret,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A client for the peer at `addr`.
+    pub fn client(&self, addr: &str) -> Result<ClusterClient<Channel>, Status> {
+        let mut channels = self.channels.lock();
+        let channel = match channels.get(addr) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = self
+                    .dialer
+                    .channel(addr)
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                channels.insert(addr.to_string(), channel.clone());
+                channel
+            }
+        };
+        Ok(ClusterClient::new(channel).max_decoding_message_size(usize::MAX))
+    }
+
+    /// `message` as a request with the secret and a timeout.
+    pub fn request<T>(&self, message: T, timeout: Duration) -> Request<T> {
+        let mut request = Request::new(message);
+        self.secret.attach(&mut request);
+        request.set_timeout(timeout);
+        request
+    }
+}
+
+/// openraft's network: one [`PeerConnection`] per target.
+pub struct PeerNetwork {
+    pub peers: Arc<Peers>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
+        PeerConnection {
+            peers: self.peers.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+/// Raft messages to one peer.
+pub struct PeerConnection {
+    peers: Arc<Peers>,
+    target: NodeId,
+    addr: String,
+}
+
+/// A failed call as openraft sees it: a peer that refuses connections is unreachable (backed
+/// off), any other failure (a timeout, say) is retried at once.
+fn transport_error<E: std::error::Error>(status: Status) -> RPCError<NodeId, BasicNode, E> {
+    match status.code() {
+        Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
+        _ => RPCError::Network(NetworkError::new(&status)),
+    }
+}
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(
+        &self,
+        method: RaftMethod,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let payload = RaftPayload {
+            data: encode(request).map_err(transport_error)?,
+        };
+        let mut client = self.peers.client(&self.addr).map_err(transport_error)?;
+        let request = self.peers.request(payload, option.hard_ttl());
+        let response = match method {
+            RaftMethod::AppendEntries => client.append_entries(request).await,
+            RaftMethod::Vote => client.vote(request).await,
+            RaftMethod::InstallSnapshot => client.install_snapshot(request).await,
+        }
+        .map_err(transport_error)?;
+        let answer: Result<Resp, RaftError<NodeId, E>> =
+            decode(&response.into_inner().data).map_err(transport_error)?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+enum RaftMethod {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(RaftMethod::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(RaftMethod::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(RaftMethod::Vote, &rpc, &option).await
+    }
+}

@@ -1,0 +1,173 @@
+//! The server side of the cluster port.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use pemba_proto::pemba::cluster::v1 as proto;
+use pemba_proto::pemba::cluster::v1::cluster_server::{Cluster, ClusterServer};
+use pemba_raft::{NodeId, TypeConfig, WriteOutcome};
+use pemba_store::WriteCommand;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_stream::Stream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::Connected;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+
+use crate::auth::ClusterSecret;
+use crate::error::ClusterError;
+use crate::network::{decode, encode};
+use crate::replica::Replica;
+
+/// How long a membership change may take when the caller set no deadline.
+const DEFAULT_ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct PeerService {
+    replica: Arc<Replica>,
+}
+
+fn payload<T: serde::Serialize>(value: &T) -> Result<Response<proto::RaftPayload>, Status> {
+    Ok(Response::new(proto::RaftPayload {
+        data: encode(value)?,
+    }))
+}
+
+fn admin_status(e: ClusterError) -> Status {
+    match e {
+        ClusterError::Refused(message) => Status::failed_precondition(message),
+        other => Status::unavailable(other.to_string()),
+    }
+}
+
+fn admin_deadline() -> Instant {
+    Instant::now() + DEFAULT_ADMIN_TIMEOUT
+}
+
+#[tonic::async_trait]
+impl Cluster for PeerService {
+    async fn append_entries(
+        &self,
+        request: Request<proto::RaftPayload>,
+    ) -> Result<Response<proto::RaftPayload>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().data)?;
+        payload(&self.replica.raft().append_entries(rpc).await)
+    }
+
+    async fn vote(
+        &self,
+        request: Request<proto::RaftPayload>,
+    ) -> Result<Response<proto::RaftPayload>, Status> {
+        let rpc: VoteRequest<NodeId> = decode(&request.into_inner().data)?;
+        payload(&self.replica.raft().vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<proto::RaftPayload>,
+    ) -> Result<Response<proto::RaftPayload>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(&request.into_inner().data)?;
+        let answer: Result<_, RaftError<NodeId, InstallSnapshotError>> =
+            self.replica.raft().install_snapshot(rpc).await;
+        payload(&answer)
+    }
+
+    async fn forward_write(
+        &self,
+        request: Request<proto::RaftPayload>,
+    ) -> Result<Response<proto::RaftPayload>, Status> {
+        let (request_id, command): (String, WriteCommand) = decode(&request.into_inner().data)?;
+        let outcome: Result<WriteOutcome, String> = self.replica.propose(request_id, command).await;
+        payload(&outcome)
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<proto::ReadIndexRequest>,
+    ) -> Result<Response<proto::ReadIndexResponse>, Status> {
+        let index = self
+            .replica
+            .local_read_index()
+            .await
+            .map_err(Status::unavailable)?;
+        Ok(Response::new(proto::ReadIndexResponse { index }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        Ok(Response::new(self.replica.describe()))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<proto::AddLearnerRequest>,
+    ) -> Result<Response<proto::MembershipResponse>, Status> {
+        let r = request.into_inner();
+        if r.id == 0 || r.addr.is_empty() {
+            return Err(Status::invalid_argument(
+                "a node needs an id above 0 and a peer address",
+            ));
+        }
+        let log_index = self
+            .replica
+            .add_learner(r.id, r.addr, admin_deadline())
+            .await
+            .map_err(admin_status)?;
+        Ok(Response::new(proto::MembershipResponse { log_index }))
+    }
+
+    async fn promote(
+        &self,
+        request: Request<proto::PromoteRequest>,
+    ) -> Result<Response<proto::MembershipResponse>, Status> {
+        let log_index = self
+            .replica
+            .promote(request.into_inner().id, admin_deadline())
+            .await
+            .map_err(admin_status)?;
+        Ok(Response::new(proto::MembershipResponse { log_index }))
+    }
+
+    async fn remove(
+        &self,
+        request: Request<proto::RemoveRequest>,
+    ) -> Result<Response<proto::MembershipResponse>, Status> {
+        let log_index = self
+            .replica
+            .remove(request.into_inner().id, admin_deadline())
+            .await
+            .map_err(admin_status)?;
+        Ok(Response::new(proto::MembershipResponse { log_index }))
+    }
+}
+
+/// Serves the cluster port for `replica` on `incoming` connections until `shutdown` completes.
+/// Every call must carry `cluster_secret`.
+pub async fn serve_peers<I, IO, IE>(
+    replica: Arc<Replica>,
+    cluster_secret: &str,
+    incoming: I,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ClusterError>
+where
+    I: Stream<Item = Result<IO, IE>>,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let secret = ClusterSecret::new(cluster_secret);
+    let service = ClusterServer::new(PeerService { replica })
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    Server::builder()
+        .add_service(InterceptedService::new(service, move |request| {
+            secret.check(request)
+        }))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| ClusterError::Unavailable(format!("cluster port failed: {e}")))
+}

@@ -1,0 +1,246 @@
+//! Three replicas in one process over real TCP, with a network the test can partition: a leader
+//! cut off from the others is deposed, and while partitioned it cannot serve a linearizable
+//! (`fully_consistent`) read, even though it may still believe it leads. After healing, it
+//! catches up and serves one again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use pemba_cluster::{ClusterError, Dialer, Replica, ReplicaConfig};
+use pemba_raft::MemoryLog;
+use pemba_store::{Datastore, MemoryPersistence, UpdateOperation, WriteCommand};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{sleep, Instant};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Endpoint};
+
+const SECRET: &str = "partition-test-secret";
+
+/// Directed links (from, to) that are cut.
+type Cuts = Arc<Mutex<HashSet<(u64, u64)>>>;
+
+/// Dials peers through connections that fail as soon as their link is cut.
+struct PartitionableDialer {
+    from: u64,
+    ids: HashMap<String, u64>,
+    cuts: Cuts,
+}
+
+impl Dialer for PartitionableDialer {
+    fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
+        let link = (self.from, self.ids[addr]);
+        let (cuts, target) = (self.cuts.clone(), addr.to_string());
+        let connector = tower::service_fn(move |_| {
+            let (cuts, target) = (cuts.clone(), target.clone());
+            async move {
+                if cuts.lock().contains(&link) {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "cut"));
+                }
+                let stream = TcpStream::connect(&target).await?;
+                Ok::<_, io::Error>(TokioIo::new(CuttableStream { stream, cuts, link }))
+            }
+        });
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("a valid address")
+            .connect_timeout(Duration::from_millis(500));
+        Ok(endpoint.connect_with_connector_lazy(connector))
+    }
+}
+
+/// A TCP stream that errors once its link is cut.
+struct CuttableStream {
+    stream: TcpStream,
+    cuts: Cuts,
+    link: (u64, u64),
+}
+
+impl CuttableStream {
+    fn check(&self) -> io::Result<()> {
+        if self.cuts.lock().contains(&self.link) {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "cut"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl AsyncRead for CuttableStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.check()?;
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CuttableStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check()?;
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+fn isolate(cuts: &Cuts, node: u64, others: &[u64]) {
+    let mut cuts = cuts.lock();
+    for other in others {
+        cuts.insert((node, *other));
+        cuts.insert((*other, node));
+    }
+}
+
+fn touch(relationship: &str) -> WriteCommand {
+    WriteCommand::Relationships {
+        updates: vec![(
+            UpdateOperation::Touch,
+            pemba_types::Relationship::parse(relationship).expect("a relationship"),
+        )],
+        preconditions: Vec::new(),
+    }
+}
+
+fn in_seconds(seconds: u64) -> Instant {
+    Instant::now() + Duration::from_secs(seconds)
+}
+
+async fn leader_of(replicas: &BTreeMap<u64, Arc<Replica>>, among: &[u64]) -> u64 {
+    let deadline = in_seconds(20);
+    loop {
+        let leaders: HashSet<u64> = among
+            .iter()
+            .filter_map(|id| replicas[id].status().leader_id)
+            .collect();
+        let agreed = leaders.len() == 1
+            && among
+                .iter()
+                .all(|id| replicas[id].status().leader_id.is_some());
+        if agreed {
+            let leader = *leaders.iter().next().expect("one leader");
+            if among.contains(&leader) {
+                return leader;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader agreed among {among:?}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
+    let ids = [1u64, 2, 3];
+    let mut listeners = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in ids {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        members.insert(id, listener.local_addr().expect("an address").to_string());
+        listeners.push(listener);
+    }
+    let addr_ids: HashMap<String, u64> = members.iter().map(|(id, a)| (a.clone(), *id)).collect();
+    let cuts: Cuts = Arc::default();
+    let mut replicas = BTreeMap::new();
+    for (id, listener) in ids.into_iter().zip(listeners) {
+        let datastore =
+            Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
+        let config = ReplicaConfig {
+            node_id: id,
+            initial_members: members.clone(),
+            cluster_secret: SECRET.into(),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(300),
+            snapshot_every: 1000,
+        };
+        let dialer = PartitionableDialer {
+            from: id,
+            ids: addr_ids.clone(),
+            cuts: cuts.clone(),
+        };
+        let replica = Replica::start(
+            config,
+            MemoryLog::default(),
+            datastore,
+            Arc::new(dialer),
+            Arc::new(SystemTime::now),
+        )
+        .await
+        .expect("the replica starts");
+        let serving = replica.clone();
+        tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(listener);
+            let _ =
+                pemba_cluster::serve_peers(serving, SECRET, incoming, std::future::pending()).await;
+        });
+        replicas.insert(id, replica);
+    }
+
+    let old_leader = leader_of(&replicas, &ids).await;
+    let schema = WriteCommand::Schema {
+        text: "definition user {}\ndefinition document {\n    relation viewer: user\n}".into(),
+    };
+    replicas[&old_leader]
+        .write(schema, in_seconds(10))
+        .await
+        .expect("the schema is written");
+    let before = replicas[&old_leader]
+        .read_index(in_seconds(5))
+        .await
+        .expect("a connected leader serves a read index");
+
+    let others: Vec<u64> = ids.iter().copied().filter(|id| *id != old_leader).collect();
+    isolate(&cuts, old_leader, &others);
+    let new_leader = leader_of(&replicas, &others).await;
+    assert_ne!(new_leader, old_leader);
+    let written = replicas[&new_leader]
+        .write(touch("document:plan#viewer@user:tom"), in_seconds(10))
+        .await
+        .expect("the majority side accepts writes");
+    assert!(written.revision > before);
+
+    // The deposed leader is cut off: no quorum confirms its leadership, so it has no read index
+    // to give, and a fully consistent read there fails instead of answering from stale state.
+    let refused = replicas[&old_leader]
+        .read_index(Instant::now() + Duration::from_secs(2))
+        .await;
+    assert!(
+        matches!(refused, Err(ClusterError::Unavailable(_))),
+        "a partitioned leader served a read index: {refused:?}"
+    );
+    assert!(replicas[&old_leader].applied() < written.revision);
+
+    // Healed, it follows the new leader and its read index covers the write.
+    cuts.lock().clear();
+    let index = replicas[&old_leader]
+        .read_index(in_seconds(10))
+        .await
+        .expect("after healing, a read index");
+    assert!(index >= written.revision);
+    replicas[&old_leader]
+        .wait_applied(written.revision, in_seconds(10))
+        .await
+        .expect("the old leader catches up");
+    for replica in replicas.values() {
+        replica.shutdown().await;
+    }
+}

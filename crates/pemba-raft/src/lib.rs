@@ -1,0 +1,39 @@
+//! Pemba's replication core. A Raft log (openraft) carries every write; the state machine applies
+//! each entry to the datastore at a revision equal to the entry's log index, so a ZedToken names
+//! the same state on every replica.
+//!
+//! - [`LogStore`] keeps the log and the vote over any [`LogBackend`] (RocksDB in production,
+//!   [`MemoryLog`] in tests and simulations);
+//! - [`StateMachine`] applies entries to a [`pemba_store::Datastore`], de-duplicates retried
+//!   writes by request id, and builds and installs snapshots of the whole datastore;
+//! - [`PembaRuntime`] is tokio with a seedable random source for election timeouts.
+
+use std::io::Cursor;
+
+mod log_store;
+mod request;
+mod runtime;
+mod state_machine;
+
+pub use log_store::{LogBackend, LogBackendError, LogStore, MemoryLog};
+pub use request::{Rejection, RejectionKind, Request, WriteOutcome, Written};
+pub use runtime::{seed_randomness, PembaRuntime, SeededRng};
+pub use state_machine::{SnapshotCounts, StateMachine, StateMachineError, DEDUPLICATION_WINDOW};
+
+openraft::declare_raft_types!(
+    /// Pemba's Raft types: requests are writes, responses their outcomes, nodes are addressed by
+    /// their peer address.
+    pub TypeConfig:
+        D = Request,
+        R = WriteOutcome,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        AsyncRuntime = PembaRuntime,
+);
+
+/// A node's id in the cluster.
+pub type NodeId = u64;
+/// A Raft instance with Pemba's types.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// Metrics of a Raft instance.
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;

@@ -1,0 +1,426 @@
+//! The state machine: log entries applied to the datastore, one revision per entry.
+//!
+//! Each entry is applied with its log index as the revision. The datastore persists, in the same
+//! atomic synced step as the entry's data, this machine's own state in its sidecar: the last
+//! applied log id with the membership, the cluster id, and the outcome of every write request
+//! of the last [`DEDUPLICATION_WINDOW`] of log time (so a retried request is answered from its
+//! record instead of being applied twice). A snapshot is the datastore's whole image, sidecar
+//! included, so a replica that installs one de-duplicates exactly as the others do.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Cursor;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use parking_lot::Mutex;
+use pemba_store::{Datastore, PersistenceError, Recovered, SidecarUpdate, WriteCommand};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::request::{Rejection, Request, WriteOutcome, Written};
+use crate::{NodeId, TypeConfig};
+
+/// How long (in log time) a write request's outcome is remembered for de-duplication.
+pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(120);
+
+const APPLIED_KEY: &[u8] = b"raft/applied";
+const CLUSTER_ID_KEY: &[u8] = b"raft/cluster-id";
+const REQUEST_PREFIX: &[u8] = b"raft/request/";
+
+type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+
+#[derive(Debug, Error)]
+pub enum StateMachineError {
+    #[error("state machine storage: {0}")]
+    Persistence(#[from] PersistenceError),
+    #[error("state machine data: {0}")]
+    Encoding(String),
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateMachineError> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| StateMachineError::Encoding(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StateMachineError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(value, _)| value)
+        .map_err(|e| StateMachineError::Encoding(e.to_string()))
+}
+
+/// The last applied entry and the membership in force, as persisted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AppliedRecord {
+    last_applied: Option<LogId<NodeId>>,
+    membership: Membership,
+    /// The newest write time applied: write times never go backwards, even across leaders
+    /// whose clocks disagree.
+    last_timestamp: Option<SystemTime>,
+}
+
+/// A remembered write request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RequestRecord {
+    timestamp: SystemTime,
+    outcome: WriteOutcome,
+}
+
+/// This machine's state beside the datastore, rebuilt from the sidecar.
+#[derive(Debug, Default)]
+struct Applied {
+    record: AppliedRecord,
+    cluster_id: Option<String>,
+    requests: BTreeMap<String, WriteOutcome>,
+    /// Request ids by the time they were applied, oldest first, for expiry.
+    request_times: VecDeque<(SystemTime, String)>,
+}
+
+impl Applied {
+    fn from_sidecar(sidecar: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<Self, StateMachineError> {
+        let mut applied = Applied {
+            record: sidecar
+                .get(APPLIED_KEY)
+                .map(|bytes| decode(bytes))
+                .transpose()?
+                .unwrap_or_default(),
+            cluster_id: sidecar
+                .get(CLUSTER_ID_KEY)
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+            ..Applied::default()
+        };
+        let mut times = Vec::new();
+        for (key, value) in sidecar.range(REQUEST_PREFIX.to_vec()..) {
+            let Some(id) = key.strip_prefix(REQUEST_PREFIX) else {
+                break;
+            };
+            let id = String::from_utf8_lossy(id).into_owned();
+            let record: RequestRecord = decode(value)?;
+            times.push((record.timestamp, id.clone()));
+            applied.requests.insert(id, record.outcome);
+        }
+        times.sort();
+        applied.request_times = times.into();
+        Ok(applied)
+    }
+}
+
+fn request_key(id: &str) -> Vec<u8> {
+    [REQUEST_PREFIX, id.as_bytes()].concat()
+}
+
+/// How many snapshots this replica built and installed since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    pub built: u64,
+    pub installed: u64,
+}
+
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    data: Arc<Vec<u8>>,
+}
+
+struct Shared {
+    datastore: Arc<Datastore>,
+    applied: Mutex<Applied>,
+    /// The cluster's id once applied; readable without a lock (it never changes once set), so
+    /// readers woken by a new head never wait on `applied`, which is held while heads publish.
+    cluster_id: OnceLock<String>,
+    current_snapshot: Mutex<Option<StoredSnapshot>>,
+    counts: Mutex<SnapshotCounts>,
+}
+
+/// openraft's state machine over a datastore. Clones share it (the snapshot builder is one).
+#[derive(Clone)]
+pub struct StateMachine {
+    shared: Arc<Shared>,
+}
+
+impl StateMachine {
+    /// A state machine over `datastore`, resuming from the state its sidecar recorded.
+    pub fn new(datastore: Arc<Datastore>) -> Result<Self, StateMachineError> {
+        let applied = Applied::from_sidecar(&datastore.sidecar())?;
+        let cluster_id = OnceLock::new();
+        if let Some(id) = &applied.cluster_id {
+            let _ = cluster_id.set(id.clone());
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                datastore,
+                cluster_id,
+                applied: Mutex::new(applied),
+                current_snapshot: Mutex::new(None),
+                counts: Mutex::new(SnapshotCounts::default()),
+            }),
+        })
+    }
+
+    /// The cluster's id, once the entry naming it is applied.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.shared.cluster_id.get().cloned()
+    }
+
+    pub fn snapshot_counts(&self) -> SnapshotCounts {
+        *self.shared.counts.lock()
+    }
+
+    /// Applies one entry durably; returns its outcome.
+    fn apply_entry(&self, entry: Entry<TypeConfig>) -> Result<WriteOutcome, StateMachineError> {
+        let mut applied = self.shared.applied.lock();
+        let index = entry.log_id.index;
+        let mut record = AppliedRecord {
+            last_applied: Some(entry.log_id),
+            ..applied.record.clone()
+        };
+        let done = Written {
+            revision: index,
+            count: 0,
+            partial: false,
+        };
+        let mut sidecar = Vec::new();
+        let mut command: Option<(String, SystemTime, WriteCommand)> = None;
+        let mut remembered = None;
+        match entry.payload {
+            EntryPayload::Blank => {}
+            EntryPayload::Membership(membership) => {
+                record.membership = StoredMembership::new(Some(entry.log_id), membership);
+            }
+            EntryPayload::Normal(Request::InitCluster { cluster_id }) => {
+                if applied.cluster_id.is_none() {
+                    sidecar.push(SidecarUpdate {
+                        key: CLUSTER_ID_KEY.to_vec(),
+                        value: Some(cluster_id.clone().into_bytes()),
+                    });
+                    let _ = self.shared.cluster_id.set(cluster_id.clone());
+                    applied.cluster_id = Some(cluster_id);
+                }
+            }
+            EntryPayload::Normal(Request::Write {
+                request_id,
+                timestamp,
+                command: write,
+            }) => {
+                let timestamp = record
+                    .last_timestamp
+                    .map_or(timestamp, |t| t.max(timestamp));
+                record.last_timestamp = Some(timestamp);
+                match applied.requests.get(&request_id) {
+                    Some(outcome) => remembered = Some(outcome.clone()),
+                    None => command = Some((request_id, timestamp, *write)),
+                }
+            }
+        }
+        let timestamp = record.last_timestamp.unwrap_or(SystemTime::UNIX_EPOCH);
+        // Forget requests that left the de-duplication window.
+        let cutoff = timestamp.checked_sub(DEDUPLICATION_WINDOW);
+        let mut expired = Vec::new();
+        while let Some((time, _)) = applied.request_times.front() {
+            if cutoff.is_none_or(|cutoff| *time >= cutoff) {
+                break;
+            }
+            let (_, id) = applied.request_times.pop_front().expect("front exists");
+            sidecar.push(SidecarUpdate {
+                key: request_key(&id),
+                value: None,
+            });
+            expired.push(id);
+        }
+        for id in &expired {
+            applied.requests.remove(id);
+        }
+        sidecar.push(SidecarUpdate {
+            key: APPLIED_KEY.to_vec(),
+            value: Some(encode(&record)?),
+        });
+
+        let datastore = &self.shared.datastore;
+        let outcome = match command {
+            None => {
+                datastore
+                    .apply_entry(index, timestamp, None, |_| sidecar)?
+                    .map_err(|e| StateMachineError::Encoding(e.to_string()))?;
+                remembered.unwrap_or(Ok(done))
+            }
+            Some((request_id, timestamp, write)) => {
+                let mut outcome = None;
+                let result = datastore.apply_entry(index, timestamp, Some(&write), |result| {
+                    let answer: WriteOutcome = match result {
+                        Ok(r) => Ok(Written {
+                            revision: r.revision,
+                            count: r.count,
+                            partial: r.partial,
+                        }),
+                        Err(e) => Err(Rejection::from(e)),
+                    };
+                    let remembered = RequestRecord {
+                        timestamp,
+                        outcome: answer.clone(),
+                    };
+                    if let Ok(bytes) = encode(&remembered) {
+                        sidecar.push(SidecarUpdate {
+                            key: request_key(&request_id),
+                            value: Some(bytes),
+                        });
+                    }
+                    outcome = Some(answer);
+                    sidecar
+                })?;
+                if let Err(pemba_store::WriteError::RevisionNotNewer { revision, head }) = result {
+                    return Err(StateMachineError::Encoding(format!(
+                        "log entry {revision} applied again over head {head}"
+                    )));
+                }
+                let outcome = outcome.expect("the sidecar closure always runs");
+                applied
+                    .request_times
+                    .push_back((timestamp, request_id.clone()));
+                applied.requests.insert(request_id, outcome.clone());
+                outcome
+            }
+        };
+        applied.record = record;
+        Ok(outcome)
+    }
+
+    fn install_image(
+        &self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        data: Vec<u8>,
+    ) -> Result<(), StateMachineError> {
+        let image: Recovered = decode(&data)?;
+        let restored = Applied::from_sidecar(&image.sidecar)?;
+        if restored.record.last_applied != meta.last_log_id {
+            return Err(StateMachineError::Encoding(format!(
+                "snapshot {} holds state up to {:?}, not {:?}",
+                meta.snapshot_id, restored.record.last_applied, meta.last_log_id
+            )));
+        }
+        let mut applied = self.shared.applied.lock();
+        self.shared.datastore.install(image)?;
+        if let Some(id) = &restored.cluster_id {
+            let _ = self.shared.cluster_id.set(id.clone());
+        }
+        *applied = restored;
+        *self.shared.current_snapshot.lock() = Some(StoredSnapshot {
+            meta: meta.clone(),
+            data: Arc::new(data),
+        });
+        self.shared.counts.lock().installed += 1;
+        Ok(())
+    }
+
+    fn build(&self) -> Result<Snapshot<TypeConfig>, StateMachineError> {
+        // The image and the applied record in its sidecar are consistent: the datastore
+        // publishes both in one step.
+        let image = self.shared.datastore.export();
+        let record: AppliedRecord = image
+            .sidecar
+            .get(APPLIED_KEY)
+            .map(|bytes| decode(bytes))
+            .transpose()?
+            .unwrap_or_default();
+        let data = encode(&image)?;
+        let mut counts = self.shared.counts.lock();
+        counts.built += 1;
+        let meta = SnapshotMeta {
+            last_log_id: record.last_applied,
+            last_membership: record.membership,
+            snapshot_id: format!(
+                "{}-{}",
+                record.last_applied.map_or(0, |id| id.index),
+                counts.built
+            ),
+        };
+        drop(counts);
+        let data = Arc::new(data);
+        *self.shared.current_snapshot.lock() = Some(StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        });
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data.as_ref().clone())),
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        self.build()
+            .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_snapshot(None, &e)))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
+        let applied = self.shared.applied.lock();
+        Ok((
+            applied.record.last_applied,
+            applied.record.membership.clone(),
+        ))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<WriteOutcome>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut outcomes = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            match self.apply_entry(entry) {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => {
+                    return Err(StorageError::from(StorageIOError::<NodeId>::apply(
+                        log_id, &e,
+                    )))
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        self.install_image(meta, snapshot.into_inner())
+            .map_err(|e| {
+                StorageIOError::<NodeId>::write_snapshot(Some(meta.signature()), &e).into()
+            })
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(self
+            .shared
+            .current_snapshot
+            .lock()
+            .as_ref()
+            .map(|stored| Snapshot {
+                meta: stored.meta.clone(),
+                snapshot: Box::new(Cursor::new(stored.data.as_ref().clone())),
+            }))
+    }
+}

@@ -1,0 +1,135 @@
+//! The state machine's own contract beyond openraft's suite: revisions are log indexes, a write
+//! request retried under the same id is applied once, refusals consume their entry, and all of
+//! it survives a snapshot into another replica.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+use pemba_raft::{RejectionKind, Request, StateMachine, TypeConfig, WriteOutcome, Written};
+use pemba_store::{Datastore, MemoryPersistence, UpdateOperation, WriteCommand};
+use pemba_types::Relationship;
+
+const SCHEMA: &str = "definition user {}\ndefinition document {\n    relation viewer: user\n}";
+
+fn new_machine() -> (StateMachine, Arc<Datastore>) {
+    let datastore =
+        Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
+    (
+        StateMachine::new(datastore.clone()).expect("a state machine"),
+        datastore,
+    )
+}
+
+fn entry(index: u64, payload: EntryPayload<TypeConfig>) -> Entry<TypeConfig> {
+    Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+        payload,
+    }
+}
+
+fn write(index: u64, request_id: &str, seconds: u64, command: WriteCommand) -> Entry<TypeConfig> {
+    entry(
+        index,
+        EntryPayload::Normal(Request::Write {
+            request_id: request_id.into(),
+            timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+            command: Box::new(command),
+        }),
+    )
+}
+
+fn create(text: &str) -> WriteCommand {
+    WriteCommand::Relationships {
+        updates: vec![(
+            UpdateOperation::Create,
+            Relationship::parse(text).expect("a relationship"),
+        )],
+        preconditions: Vec::new(),
+    }
+}
+
+fn schema() -> WriteCommand {
+    WriteCommand::Schema {
+        text: SCHEMA.into(),
+    }
+}
+
+fn written(revision: u64) -> WriteOutcome {
+    Ok(Written {
+        revision,
+        count: 0,
+        partial: false,
+    })
+}
+
+#[tokio::test]
+async fn a_retried_request_is_applied_once_even_after_a_snapshot() {
+    let (mut machine, datastore) = new_machine();
+    let outcomes = machine
+        .apply([
+            entry(1, EntryPayload::Blank),
+            write(2, "n1-a", 10, schema()),
+            write(3, "n1-b", 11, create("document:plan#viewer@user:tom")),
+            // The same request again (a retry after a lost answer): answered from the record.
+            write(4, "n1-b", 12, create("document:plan#viewer@user:tom")),
+            // A different request doing the same: refused, and the refusal consumes index 5.
+            write(5, "n1-c", 13, create("document:plan#viewer@user:tom")),
+        ])
+        .await
+        .expect("applied");
+    assert_eq!(outcomes[0], written(1));
+    assert_eq!(outcomes[1], written(2));
+    assert_eq!(outcomes[2], written(3));
+    assert_eq!(
+        outcomes[3],
+        written(3),
+        "the retry reports the first application"
+    );
+    let refused = outcomes[4].clone().expect_err("a second create is refused");
+    assert_eq!(refused.kind, RejectionKind::AlreadyExists);
+    assert_eq!(datastore.head(), 5);
+    assert_eq!(
+        datastore.changes_after(0).expect("readable").len(),
+        2,
+        "only the schema and the first create changed anything"
+    );
+
+    // A replica installing a snapshot de-duplicates the same way.
+    let snapshot = machine.build_snapshot().await.expect("a snapshot");
+    assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(5));
+    let (mut replica, replica_store) = new_machine();
+    replica
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("installed");
+    assert_eq!(replica_store.export(), datastore.export());
+    let again = replica
+        .apply([write(
+            6,
+            "n1-b",
+            14,
+            create("document:plan#viewer@user:tom"),
+        )])
+        .await
+        .expect("applied");
+    assert_eq!(again, [written(3)]);
+    assert_eq!(replica.snapshot_counts().installed, 1);
+}
+
+#[tokio::test]
+async fn request_records_expire_after_the_window_of_log_time() {
+    let (mut machine, _) = new_machine();
+    let window = pemba_raft::DEDUPLICATION_WINDOW.as_secs();
+    machine
+        .apply([
+            write(1, "old", 10, schema()),
+            // Long after: the old record is gone, so the same id is a new request.
+            write(2, "later", 10 + window + 1, schema()),
+            write(3, "old", 10 + window + 2, schema()),
+        ])
+        .await
+        .map(|outcomes| assert_eq!(outcomes[2], written(3)))
+        .expect("applied");
+}

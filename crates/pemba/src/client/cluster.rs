@@ -1,0 +1,162 @@
+//! `pemba cluster`: membership administration over a node's cluster port.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use pemba_proto::pemba::cluster::v1 as proto;
+use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
+use serde_json::json;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{print_json, print_line, rpc_error};
+
+/// Where a node's cluster port is, and the cluster secret.
+#[derive(Args, Debug)]
+pub struct ClusterOptions {
+    /// A node's cluster address (`host:port`); any node will do, changes go to the leader.
+    #[arg(
+        long = "endpoint",
+        default_value = "127.0.0.1:50053",
+        env = "PEMBA_CLUSTER_ENDPOINT"
+    )]
+    endpoint: String,
+    /// The cluster secret (as given to `pemba serve --cluster-secret`).
+    #[arg(long, env = "PEMBA_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Show this node's view: leader, term, log and applied indexes, members.
+    Status,
+    /// Add a node as a learner: it catches up from a snapshot and the log, without voting.
+    Add {
+        /// The new node's id (never used before in this cluster).
+        id: u64,
+        /// The new node's cluster address (`host:port`).
+        addr: String,
+    },
+    /// Make a learner a voter.
+    Promote { id: u64 },
+    /// Remove a node (voter or learner) from the cluster.
+    Remove { id: u64 },
+}
+
+async fn connect(options: &ClusterOptions) -> anyhow::Result<ClusterClient<Channel>> {
+    let channel = Endpoint::from_shared(format!("http://{}", options.endpoint))
+        .with_context(|| format!("`{}` is not a host:port", options.endpoint))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {}", options.endpoint))?;
+    Ok(ClusterClient::new(channel))
+}
+
+fn request<T>(options: &ClusterOptions, message: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    let header = MetadataValue::try_from(format!("Bearer {}", options.cluster_secret))
+        .context("the cluster secret must be printable ASCII")?;
+    request.metadata_mut().insert("authorization", header);
+    request.set_timeout(Duration::from_secs(15));
+    Ok(request)
+}
+
+pub async fn run(options: ClusterOptions, command: ClusterCommand) -> anyhow::Result<ExitCode> {
+    let mut client = connect(&options).await?;
+    let log_index = match command {
+        ClusterCommand::Status => {
+            let status = client
+                .status(request(&options, proto::StatusRequest {})?)
+                .await
+                .map_err(rpc_error)?
+                .into_inner();
+            print_status(&status, options.json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        ClusterCommand::Add { id, addr } => client
+            .add_learner(request(&options, proto::AddLearnerRequest { id, addr })?)
+            .await
+            .map_err(rpc_error)?,
+        ClusterCommand::Promote { id } => client
+            .promote(request(&options, proto::PromoteRequest { id })?)
+            .await
+            .map_err(rpc_error)?,
+        ClusterCommand::Remove { id } => client
+            .remove(request(&options, proto::RemoveRequest { id })?)
+            .await
+            .map_err(rpc_error)?,
+    }
+    .into_inner()
+    .log_index;
+    if options.json {
+        print_json(&json!({ "logIndex": log_index }))?;
+    } else {
+        print_line(format_args!("done at log index {log_index}"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(status: &proto::StatusResponse, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        let members: Vec<_> = status
+            .members
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id,
+                    "addr": m.addr,
+                    "voter": m.voter,
+                    "matchedIndex": m.matched_index,
+                })
+            })
+            .collect();
+        return print_json(&json!({
+            "nodeId": status.node_id,
+            "clusterId": status.cluster_id,
+            "state": status.state,
+            "term": status.term,
+            "leaderId": status.leader_id,
+            "lastLogIndex": status.last_log_index,
+            "appliedIndex": status.applied_index,
+            "snapshotIndex": status.snapshot_index,
+            "members": members,
+        }));
+    }
+    print_line(format_args!(
+        "node {} ({}), cluster {}\nterm {}, leader {}\nlog {}, applied {}, snapshot {}",
+        status.node_id,
+        status.state,
+        if status.cluster_id.is_empty() {
+            "(not named yet)"
+        } else {
+            &status.cluster_id
+        },
+        status.term,
+        match status.leader_id {
+            0 => "unknown".to_string(),
+            id => id.to_string(),
+        },
+        status.last_log_index,
+        status.applied_index,
+        status.snapshot_index,
+    ))?;
+    for m in &status.members {
+        let matched = m
+            .matched_index
+            .map(|i| format!(", matched {i}"))
+            .unwrap_or_default();
+        print_line(format_args!(
+            "  {} {} {}{matched}",
+            m.id,
+            m.addr,
+            if m.voter { "voter" } else { "learner" }
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,371 @@
+//! A three-process cluster on 127.0.0.1: writes through a follower are seen with their token on
+//! the other follower; `kill -9` of the leader during a stream of writes gives a new leader within
+//! seconds and loses no acknowledged write; the old leader rejoins and catches up; a fourth node,
+//! added with `pemba cluster add` and `promote`, joins through a snapshot and serves reads with
+//! tokens.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use pemba_proto::authzed::api::v1 as api;
+use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
+use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
+use pemba_proto::pemba::cluster::v1 as cluster;
+use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
+use support::{authorized, free_port, metric, stored_documents, viewer, Server};
+use tonic::transport::Channel;
+
+const SECRET: &str = "cluster-test-secret";
+
+/// One node's addresses and data, and its process while it runs.
+struct Node {
+    id: u64,
+    dir: PathBuf,
+    grpc_port: u16,
+    cluster_addr: String,
+    metrics_addr: String,
+    members: String,
+    server: Option<Server>,
+}
+
+impl Node {
+    fn new(root: &Path, id: u64, members: &str) -> Node {
+        Node {
+            id,
+            dir: root.join(format!("node-{id}")),
+            grpc_port: free_port(),
+            cluster_addr: format!("127.0.0.1:{}", free_port()),
+            metrics_addr: format!("127.0.0.1:{}", free_port()),
+            members: members.to_string(),
+            server: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let args = [
+            "--node-id",
+            &self.id.to_string(),
+            "--cluster-addr",
+            &self.cluster_addr,
+            "--initial-members",
+            &self.members,
+            "--cluster-secret",
+            SECRET,
+            "--snapshot-every",
+            "40",
+        ]
+        .map(String::from);
+        self.server = Some(Server::start_with_args(
+            &self.dir,
+            &self.metrics_addr,
+            self.grpc_port,
+            &args,
+        ));
+    }
+
+    fn kill(&mut self) {
+        self.server.take().expect("running").kill();
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    async fn permissions(&self) -> PermissionsServiceClient<Channel> {
+        PermissionsServiceClient::connect(self.url())
+            .await
+            .expect("connects")
+    }
+
+    /// The node's view of the cluster, if it answers within a second.
+    async fn status(&self) -> Option<cluster::StatusResponse> {
+        let channel = Channel::from_shared(format!("http://{}", self.cluster_addr))
+            .ok()?
+            .connect_timeout(Duration::from_secs(1))
+            .connect()
+            .await
+            .ok()?;
+        let mut request = tonic::Request::new(cluster::StatusRequest {});
+        let header = format!("Bearer {SECRET}").parse().ok()?;
+        request.metadata_mut().insert("authorization", header);
+        request.set_timeout(Duration::from_secs(1));
+        let status = ClusterClient::new(channel).status(request).await.ok()?;
+        Some(status.into_inner())
+    }
+}
+
+/// Waits until every node in `nodes` names the same leader, which is one of `among`.
+async fn agreed_leader(nodes: &[&Node], among: &[u64], within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut leaders = BTreeSet::new();
+        for node in nodes {
+            match node.status().await {
+                Some(s) if !s.cluster_id.is_empty() => leaders.insert(s.leader_id),
+                _ => leaders.insert(0),
+            };
+        }
+        if let [leader] = leaders.into_iter().collect::<Vec<_>>()[..] {
+            if among.contains(&leader) {
+                return leader;
+            }
+        }
+        if Instant::now() >= deadline {
+            let mut views = Vec::new();
+            for node in nodes {
+                views.push(format!(
+                    "node {}: {:?}\n{}",
+                    node.id,
+                    node.status().await,
+                    node.server.as_ref().map(|s| s.log()).unwrap_or_default()
+                ));
+            }
+            panic!("no agreed leader within {within:?}:\n{}", views.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn consistency(requirement: api::consistency::Requirement) -> Option<api::Consistency> {
+    Some(api::Consistency {
+        requirement: Some(requirement),
+    })
+}
+
+fn at_least_as_fresh(token: &api::ZedToken) -> Option<api::Consistency> {
+    consistency(api::consistency::Requirement::AtLeastAsFresh(token.clone()))
+}
+
+async fn touch(
+    client: &mut PermissionsServiceClient<Channel>,
+    document: &str,
+    user: &str,
+) -> Result<api::ZedToken, tonic::Status> {
+    let mut request = authorized(api::WriteRelationshipsRequest {
+        updates: vec![api::RelationshipUpdate {
+            operation: api::relationship_update::Operation::Touch as i32,
+            relationship: Some(viewer(document, user)),
+        }],
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_secs(15));
+    let response = client.write_relationships(request).await?.into_inner();
+    Ok(response.written_at.expect("a token"))
+}
+
+async fn can_view(
+    client: &mut PermissionsServiceClient<Channel>,
+    document: &str,
+    user: &str,
+    consistency: Option<api::Consistency>,
+) -> bool {
+    let view = viewer(document, user);
+    let mut request = authorized(api::CheckPermissionRequest {
+        consistency,
+        resource: view.resource,
+        permission: "viewer".into(),
+        subject: view.subject,
+        ..Default::default()
+    });
+    request.set_timeout(Duration::from_secs(15));
+    let answer = client
+        .check_permission(request)
+        .await
+        .expect("the check is answered")
+        .into_inner();
+    answer.permissionship == api::check_permission_response::Permissionship::HasPermission as i32
+}
+
+fn cli(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_pemba"))
+        .args(args)
+        .env("PEMBA_CLUSTER_SECRET", SECRET)
+        .output()
+        .expect("pemba runs");
+    assert!(
+        output.status.success(),
+        "pemba {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_survives_its_leader_and_grows() {
+    let root = tempfile::tempdir().expect("a temp dir");
+    let mut nodes: Vec<Node> = Vec::new();
+    let cluster_ports: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let members = (1..=3)
+        .map(|id| format!("{id}={}", cluster_ports[id as usize - 1]))
+        .collect::<Vec<_>>()
+        .join(",");
+    for id in 1..=3u64 {
+        let mut node = Node::new(root.path(), id, &members);
+        node.cluster_addr = cluster_ports[id as usize - 1].clone();
+        nodes.push(node);
+    }
+    for node in &mut nodes {
+        node.start();
+    }
+    let all: Vec<&Node> = nodes.iter().collect();
+    let leader = agreed_leader(&all, &[1, 2, 3], Duration::from_secs(30)).await;
+    let followers: Vec<usize> = (0..3).filter(|i| nodes[*i].id != leader).collect();
+    let (first, second) = (followers[0], followers[1]);
+
+    // A write through one follower is seen, with its token, on the other.
+    let mut schema = SchemaServiceClient::connect(nodes[first].url())
+        .await
+        .expect("connects");
+    schema
+        .write_schema(authorized(api::WriteSchemaRequest {
+            schema: "definition user {}\ndefinition document {\n    relation viewer: user\n}"
+                .into(),
+        }))
+        .await
+        .expect("the schema is written through a follower");
+    let mut writer = nodes[first].permissions().await;
+    let token = touch(&mut writer, "plan", "tom")
+        .await
+        .expect("written through a follower");
+    let mut reader = nodes[second].permissions().await;
+    assert!(can_view(&mut reader, "plan", "tom", at_least_as_fresh(&token)).await);
+    assert!(!can_view(&mut reader, "plan", "sam", at_least_as_fresh(&token)).await);
+
+    // A stream of writes through both followers, during which the leader is killed.
+    let acknowledged: Arc<Mutex<Vec<(u64, api::ZedToken)>>> = Arc::default();
+    let attempted: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
+    let target = 100u64;
+    let stream = {
+        let (acknowledged, attempted) = (acknowledged.clone(), attempted.clone());
+        let mut clients = [
+            nodes[first].permissions().await,
+            nodes[second].permissions().await,
+        ];
+        tokio::spawn(async move {
+            for i in 0..target {
+                attempted.lock().insert(i);
+                let client = &mut clients[i as usize % 2];
+                if let Ok(token) = touch(client, &format!("d{i}"), &format!("u{i}")).await {
+                    acknowledged.lock().push((i, token));
+                }
+            }
+        })
+    };
+    while acknowledged.lock().len() < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leader_index = nodes
+        .iter()
+        .position(|n| n.id == leader)
+        .expect("the leader");
+    nodes[leader_index].kill();
+    let killed_at = Instant::now();
+    let survivors = [&nodes[first], &nodes[second]];
+    let survivor_ids = [nodes[first].id, nodes[second].id];
+    let new_leader = agreed_leader(&survivors, &survivor_ids, Duration::from_secs(20)).await;
+    let failover = killed_at.elapsed();
+    eprintln!("new leader {new_leader} elected {failover:?} after the kill");
+    assert!(
+        failover < Duration::from_secs(10),
+        "a new leader took {failover:?}"
+    );
+    assert_ne!(new_leader, leader);
+    stream.await.expect("the writer finishes");
+    let acknowledged = acknowledged.lock().clone();
+    assert!(
+        acknowledged.len() as u64 >= target - 5,
+        "only {} of {target} writes were acknowledged",
+        acknowledged.len()
+    );
+
+    // No acknowledged write lost, and no write that was never attempted.
+    let expected_ack: BTreeSet<String> = acknowledged
+        .iter()
+        .map(|(i, _)| format!("document:d{i}#viewer@user:u{i}"))
+        .collect();
+    let mut possible: BTreeSet<String> = attempted
+        .lock()
+        .iter()
+        .map(|i| format!("document:d{i}#viewer@user:u{i}"))
+        .collect();
+    possible.insert("document:plan#viewer@user:tom".into());
+    let stored = stored_documents(&mut reader).await;
+    assert!(
+        expected_ack.is_subset(&stored),
+        "lost: {:?}",
+        expected_ack.difference(&stored).collect::<Vec<_>>()
+    );
+    assert!(stored.is_subset(&possible), "phantoms in {stored:?}");
+
+    // The old leader rejoins and catches up: with the newest token it sees every write.
+    let (_, newest) = acknowledged
+        .iter()
+        .max_by_key(|(i, _)| *i)
+        .cloned()
+        .expect("some writes");
+    nodes[leader_index].start();
+    let mut rejoined = nodes[leader_index].permissions().await;
+    let (last, _) = acknowledged.last().expect("some writes");
+    assert!(
+        can_view(
+            &mut rejoined,
+            &format!("d{last}"),
+            &format!("u{last}"),
+            at_least_as_fresh(&newest)
+        )
+        .await
+    );
+    assert_eq!(stored_documents(&mut rejoined).await, stored);
+
+    // A fourth node joins through a snapshot (the log it would need is purged), then votes.
+    let mut fourth = Node::new(root.path(), 4, &members);
+    fourth.start();
+    let before = fourth.status().await.expect("the new node answers");
+    assert_eq!(
+        before.cluster_id, "",
+        "a node outside the initial members waits"
+    );
+    let endpoint = nodes[first].cluster_addr.clone();
+    cli(&[
+        "cluster",
+        "--endpoint",
+        &endpoint,
+        "add",
+        "4",
+        &fourth.cluster_addr,
+    ]);
+    let mut joined = fourth.permissions().await;
+    assert!(
+        can_view(
+            &mut joined,
+            &format!("d{last}"),
+            &format!("u{last}"),
+            at_least_as_fresh(&newest)
+        )
+        .await
+    );
+    cli(&["cluster", "--endpoint", &endpoint, "promote", "4"]);
+    let installed = metric(&fourth.metrics_addr, "pemba_raft_snapshots_installed_total");
+    assert!(
+        installed.is_some_and(|n| n >= 1.0),
+        "the fourth node did not install a snapshot: {installed:?}"
+    );
+    assert_eq!(stored_documents(&mut joined).await, stored);
+    let status = cli(&["cluster", "--endpoint", &fourth.cluster_addr, "status"]);
+    assert!(
+        status.contains(&format!("4 {} voter", fourth.cluster_addr)),
+        "{status}"
+    );
+    let token = touch(&mut joined, "late", "ann")
+        .await
+        .expect("written through the new node");
+    assert!(can_view(&mut reader, "late", "ann", at_least_as_fresh(&token)).await);
+}
