@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use pemba_cluster::{ClusterError, Dialer, Replica, ReplicaConfig};
+use pemba_cluster::{ClusterError, Dialer, Replica, ReplicaConfig, WriteFailure};
 use pemba_raft::MemoryLog;
 use pemba_store::{Datastore, MemoryPersistence, UpdateOperation, WriteCommand};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -228,6 +228,17 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         "a partitioned leader served a read index: {refused:?}"
     );
     assert!(replicas[&old_leader].applied() < written.revision);
+    // Nor can it commit a write: the client is told UNAVAILABLE (outcome unknown) at its deadline.
+    let stranded = replicas[&old_leader]
+        .write(
+            touch("document:plan#viewer@user:sam"),
+            Instant::now() + Duration::from_secs(2),
+        )
+        .await;
+    assert!(
+        matches!(stranded, Err(WriteFailure::Unavailable(_))),
+        "{stranded:?}"
+    );
 
     // Healed, it follows the new leader and its read index covers the write.
     cuts.lock().clear();

@@ -211,6 +211,124 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pemba_cluster::{ReplicaConfig, TcpDialer};
+    use pemba_raft::MemoryLog;
+    use pemba_store::MemoryPersistence;
+    use std::collections::BTreeMap;
+    use std::time::SystemTime;
+
+    /// A one-node cluster in memory, with three schema writes (revisions past the cluster's own
+    /// first entries).
+    async fn node() -> (Node, Vec<Revision>) {
+        let datastore =
+            Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("opens"));
+        let config = ReplicaConfig {
+            node_id: 1,
+            initial_members: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+            cluster_secret: String::new(),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(150),
+            snapshot_every: 1000,
+        };
+        let replica = Replica::start(
+            config,
+            MemoryLog::default(),
+            datastore.clone(),
+            Arc::new(TcpDialer),
+            Arc::new(SystemTime::now),
+        )
+        .await
+        .expect("starts");
+        let node = Node::new(datastore, replica, Limits::default());
+        let mut revisions = Vec::new();
+        for _ in 0..3 {
+            let command = WriteCommand::Schema {
+                text: "definition user {}".into(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            revisions.push(
+                node.write(command, deadline)
+                    .await
+                    .expect("written")
+                    .revision,
+            );
+        }
+        (node, revisions)
+    }
+
+    fn at_least_as_fresh(token: api::ZedToken) -> api::Consistency {
+        api::Consistency {
+            requirement: Some(api::consistency::Requirement::AtLeastAsFresh(token)),
+        }
+    }
+
+    fn at_exact_snapshot(token: api::ZedToken) -> api::Consistency {
+        api::Consistency {
+            requirement: Some(api::consistency::Requirement::AtExactSnapshot(token)),
+        }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_millis(300)
+    }
+
+    #[tokio::test]
+    async fn reads_wait_for_their_revision_and_never_answer_older() {
+        let (node, revisions) = node().await;
+        let head = node.datastore.head();
+        let exact = node.token(revisions[1]);
+        assert_eq!(
+            node.read_revision(Some(&at_exact_snapshot(exact)), soon())
+                .await
+                .unwrap(),
+            revisions[1]
+        );
+        let fresh = node.token(revisions[0]);
+        assert_eq!(
+            node.read_revision(Some(&at_least_as_fresh(fresh)), soon())
+                .await
+                .unwrap(),
+            head
+        );
+        // A revision this node has not applied (nor will): UNAVAILABLE at the deadline, naming it.
+        let future = node.token(head + 100);
+        for consistency in [at_least_as_fresh(future.clone()), at_exact_snapshot(future)] {
+            let error = node
+                .read_revision(Some(&consistency), soon())
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), tonic::Code::Unavailable);
+            assert!(
+                error
+                    .message()
+                    .contains(&format!("revision {}", head + 100)),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_of_another_cluster_or_garbage_are_refused() {
+        let (node, _) = node().await;
+        let foreign = api::ZedToken {
+            token: token::encode("another-cluster", 2),
+        };
+        let garbled = api::ZedToken {
+            token: "garbage".into(),
+        };
+        for token in [foreign, garbled] {
+            for consistency in [
+                at_least_as_fresh(token.clone()),
+                at_exact_snapshot(token.clone()),
+            ] {
+                let error = node
+                    .read_revision(Some(&consistency), soon())
+                    .await
+                    .unwrap_err();
+                assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error:?}");
+            }
+        }
+    }
 
     #[test]
     fn request_deadlines_are_read_from_grpc_timeout_and_capped() {

@@ -99,19 +99,29 @@ impl Permissions {
         Ok(())
     }
 
-    /// Checks that a write's filters name types and relations of the current schema.
+    /// Checks that a write's filters name types and relations of the current schema. This node's
+    /// own state is tried first; if it refuses, the check is made again at the leader's commit
+    /// index, so a node lagging behind a schema change does not refuse what the schema allows.
     async fn check_filters_in_schema(
         &self,
         preconditions: &[Precondition],
         filter: Option<&RelationshipFilter>,
         deadline: Instant,
     ) -> Result<(), Status> {
-        let head = self.node.head_snapshot(deadline).await?;
-        let schema = head.compiled_schema();
-        filter
-            .into_iter()
-            .chain(preconditions.iter().map(|p| &p.filter))
-            .try_for_each(|f| convert::filter_in_schema(schema, f))
+        let check = |snapshot: &pemba_store::Snapshot| {
+            let schema = snapshot.compiled_schema();
+            filter
+                .into_iter()
+                .chain(preconditions.iter().map(|p| &p.filter))
+                .try_for_each(|f| convert::filter_in_schema(schema, f))
+        };
+        if check(&self.node.head_snapshot(deadline).await?).is_ok() {
+            return Ok(());
+        }
+        let newest = api::Consistency {
+            requirement: Some(api::consistency::Requirement::FullyConsistent(true)),
+        };
+        check(&self.node.snapshot(Some(&newest), deadline).await?)
     }
 
     fn check_one(
