@@ -7,6 +7,9 @@ PEMBA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PEMBA_ROOT
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pemba-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The simulation is built with `--cfg tokio_unstable` (seeded tokio), so it gets its own target
+# directory: the flag would otherwise rebuild everything, RocksDB included, in the main one.
+export PEMBA_SIM_TARGET_DIR="${PEMBA_SIM_TARGET_DIR:-$HOME/.cache/pemba-sim-target}"
 
 pemba_install_prerequisites() {
   local missing=()

@@ -21,5 +21,5 @@ mod service;
 
 pub use dialer::{Dialer, TcpDialer};
 pub use error::{ClusterError, WriteFailure};
-pub use replica::{Replica, ReplicaConfig, ReplicaStatus};
+pub use replica::{Clock, Replica, ReplicaConfig, ReplicaStatus};
 pub use service::serve_peers;

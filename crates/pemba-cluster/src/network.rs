@@ -69,6 +69,13 @@ impl Peers {
         Ok(ClusterClient::new(channel).max_decoding_message_size(usize::MAX))
     }
 
+    /// Forgets the channel to `addr` after a failed call: the next call dials again. A connection
+    /// that silently lost data (a partition, a dropped NAT entry) would otherwise keep failing
+    /// every call made on it.
+    pub fn forget(&self, addr: &str) {
+        self.channels.lock().remove(addr);
+    }
+
     /// `message` as a request with the secret and a timeout.
     pub fn request<T>(&self, message: T, timeout: Duration) -> Request<T> {
         let mut request = Request::new(message);
@@ -128,15 +135,41 @@ impl PeerConnection {
         };
         let mut client = self.peers.client(&self.addr).map_err(transport_error)?;
         let request = self.peers.request(payload, option.hard_ttl());
-        let response = match method {
-            RaftMethod::AppendEntries => client.append_entries(request).await,
-            RaftMethod::Vote => client.vote(request).await,
-            RaftMethod::InstallSnapshot => client.install_snapshot(request).await,
-        }
-        .map_err(transport_error)?;
+        let call = async {
+            match method {
+                RaftMethod::AppendEntries => client.append_entries(request).await,
+                RaftMethod::Vote => client.vote(request).await,
+                RaftMethod::InstallSnapshot => client.install_snapshot(request).await,
+            }
+        };
+        // openraft drops the call at its deadline: a call that does not finish forgets the
+        // channel on the way out, as a failed one does.
+        let mut forget_on_drop = ForgetOnDrop {
+            peers: &self.peers,
+            addr: &self.addr,
+            armed: true,
+        };
+        let response = call.await;
+        forget_on_drop.armed = response.is_err();
+        let response = response.map_err(transport_error)?;
         let answer: Result<Resp, RaftError<NodeId, E>> =
             decode(&response.into_inner().data).map_err(transport_error)?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// Forgets a peer's channel when dropped while armed.
+struct ForgetOnDrop<'a> {
+    peers: &'a Peers,
+    addr: &'a str,
+    armed: bool,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.peers.forget(self.addr);
+        }
     }
 }
 

@@ -317,7 +317,10 @@ impl Replica {
                 let answer = client
                     .forward_write(self.peers.request(payload, remaining))
                     .await
-                    .map_err(|e| format!("leader {leader} at {addr}: {}", e.message()))?;
+                    .map_err(|e| {
+                        self.peers.forget(&addr);
+                        format!("leader {leader} at {addr}: {}", e.message())
+                    })?;
                 let outcome: Result<WriteOutcome, String> =
                     decode(&answer.into_inner().data).map_err(|e| e.message().to_string())?;
                 outcome
@@ -392,7 +395,10 @@ impl Replica {
                 let answer = client
                     .read_index(self.peers.request(proto::ReadIndexRequest {}, remaining))
                     .await
-                    .map_err(|e| format!("leader {leader} at {addr}: {}", e.message()))?;
+                    .map_err(|e| {
+                        self.peers.forget(&addr);
+                        format!("leader {leader} at {addr}: {}", e.message())
+                    })?;
                 Ok(answer.into_inner().index)
             }
         }

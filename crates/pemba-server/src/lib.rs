@@ -10,7 +10,7 @@ mod observability;
 mod permissions;
 mod schema;
 mod status;
-mod token;
+pub mod token;
 mod watch;
 
 use std::future::Future;
@@ -28,6 +28,8 @@ use tonic::transport::server::Connected;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 pub use auth::PresharedKeys;
+#[cfg(feature = "fault-injection")]
+pub use node::Faults;
 pub use node::{Limits, Node};
 pub use observability::Metrics;
 

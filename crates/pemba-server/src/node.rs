@@ -73,11 +73,23 @@ fn timeout_of(header: Option<&str>, max_wait: Duration) -> Duration {
     timeout - timeout / 10
 }
 
+/// Deliberate bugs, for proving that the simulation's checker catches them. Only in builds with
+/// the `fault-injection` feature, which production builds never enable.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Serve `at_least_as_fresh` reads from whatever this node has applied, without waiting for
+    /// the token's revision: the New Enemy bug.
+    pub ignore_consistency_tokens: bool,
+}
+
 /// What the services of one node share.
 pub struct Node {
     pub datastore: Arc<Datastore>,
     pub replica: Arc<Replica>,
     pub limits: Limits,
+    #[cfg(feature = "fault-injection")]
+    pub faults: Faults,
 }
 
 impl Node {
@@ -86,6 +98,8 @@ impl Node {
             datastore,
             replica,
             limits,
+            #[cfg(feature = "fault-injection")]
+            faults: Faults::default(),
         }
     }
 
@@ -152,6 +166,10 @@ impl Node {
             }
             Some(Requirement::AtLeastAsFresh(t)) => {
                 let wanted = token::decode(&cluster_id, &t.token).map_err(status::token)?;
+                #[cfg(feature = "fault-injection")]
+                if self.faults.ignore_consistency_tokens {
+                    return Ok(self.datastore.head());
+                }
                 self.wait_for(wanted, deadline).await?;
                 Ok(self.datastore.head())
             }

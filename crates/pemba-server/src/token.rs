@@ -34,8 +34,8 @@ pub fn encode(cluster_id: &str, revision: Revision) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Decodes a token, which must have been issued by cluster `cluster_id`.
-pub fn decode(cluster_id: &str, token: &str) -> Result<Revision, TokenError> {
+/// The cluster id and revision a token names.
+pub fn parse(token: &str) -> Result<(String, Revision), TokenError> {
     let malformed = || TokenError::Malformed(token.to_string());
     let bytes = URL_SAFE_NO_PAD
         .decode(token.trim())
@@ -49,15 +49,21 @@ pub fn decode(cluster_id: &str, token: &str) -> Result<Revision, TokenError> {
     }
     let (id, revision) = rest.split_at(id_len);
     let issuer = std::str::from_utf8(id).map_err(|_| malformed())?;
+    let revision: [u8; 8] = revision.try_into().map_err(|_| malformed())?;
+    Ok((issuer.to_string(), Revision::from_be_bytes(revision)))
+}
+
+/// Decodes a token, which must have been issued by cluster `cluster_id`.
+pub fn decode(cluster_id: &str, token: &str) -> Result<Revision, TokenError> {
+    let (issuer, revision) = parse(token)?;
     if issuer != cluster_id {
         return Err(TokenError::OtherCluster {
             token: token.to_string(),
-            issuer: issuer.to_string(),
+            issuer,
             ours: cluster_id.to_string(),
         });
     }
-    let revision: [u8; 8] = revision.try_into().map_err(|_| malformed())?;
-    Ok(Revision::from_be_bytes(revision))
+    Ok(revision)
 }
 
 #[cfg(test)]

@@ -86,7 +86,15 @@ impl WatchService for Watcher {
             .filter(|t| !t.token.is_empty());
         let mut last = match start {
             Some(t) => match token::decode(&self.node.cluster_id(deadline).await?, &t.token) {
-                Ok(revision) => revision,
+                // Resuming on a node that has not applied the cursor yet: wait until it has.
+                Ok(revision) => {
+                    self.node
+                        .replica
+                        .wait_applied(revision, deadline)
+                        .await
+                        .map_err(|e| Status::unavailable(e.to_string()))?;
+                    revision
+                }
                 // SpiceDB's refusal: another datastore's changes cannot be resumed here.
                 Err(TokenError::OtherCluster { .. }) => {
                     return Err(Status::invalid_argument(
@@ -108,6 +116,10 @@ impl WatchService for Watcher {
         let mut head = datastore.watch_head();
         tokio::spawn(async move {
             loop {
+                // Revisions that carried no write (a Raft leader's blank entry, a membership
+                // change) move the head without a batch: wait for a head past the one seen here,
+                // not merely past the last write, or this loop would spin.
+                let seen = datastore.head();
                 let batches = match datastore.changes_after(last) {
                     Ok(batches) => batches,
                     Err(e) => {
@@ -134,6 +146,7 @@ impl WatchService for Watcher {
                         return;
                     }
                 }
+                last = last.max(seen);
                 tokio::select! {
                     changed = head.wait_for(|h| *h > last) => if changed.is_err() { return },
                     () = sender.closed() => return,

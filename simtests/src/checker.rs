@@ -1,0 +1,294 @@
+//! Checks a recorded history against what the replicas hold.
+//!
+//! The committed history comes from the replica with the newest head: every revision's changes.
+//! From it a model replays the relationships at each revision and evaluates `view` by hand (the
+//! schema is small enough to say it directly: a direct viewer, or a member of a viewer group),
+//! independently of the engine under test.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pemba_store::{Change, Datastore};
+use pemba_types::Revision;
+
+use crate::history::{Consistency, Event, Update};
+
+/// The relationships after each revision that changed any, as text.
+struct Model {
+    states: BTreeMap<Revision, BTreeSet<String>>,
+}
+
+impl Model {
+    fn replay(history: &[(Revision, Vec<Change>)]) -> Model {
+        let mut state = BTreeSet::new();
+        let mut states = BTreeMap::from([(0, state.clone())]);
+        for (revision, changes) in history {
+            for change in changes {
+                match change {
+                    Change::Touch(r) => state.insert(r.to_string()),
+                    Change::Delete(r) => state.remove(&r.to_string()),
+                };
+            }
+            states.insert(*revision, state.clone());
+        }
+        Model { states }
+    }
+
+    fn at(&self, revision: Revision) -> &BTreeSet<String> {
+        self.states
+            .range(..=revision)
+            .next_back()
+            .map(|(_, s)| s)
+            .expect("revision 0 is always there")
+    }
+
+    fn can_view(&self, revision: Revision, document: &str, user: &str) -> bool {
+        let state = self.at(revision);
+        if state.contains(&format!("document:{document}#viewer@user:{user}")) {
+            return true;
+        }
+        (0..crate::workload::GROUPS).any(|g| {
+            state.contains(&format!("document:{document}#viewer@group:g{g}#member"))
+                && state.contains(&format!("group:g{g}#member@user:{user}"))
+        })
+    }
+}
+
+/// Every change each revision made, in order, from `datastore`.
+fn committed(datastore: &Datastore) -> Vec<(Revision, Vec<Change>)> {
+    datastore
+        .changes_after(0)
+        .expect("the simulation keeps all history")
+        .into_iter()
+        .map(|(revision, changes)| (revision, changes.as_ref().clone()))
+        .collect()
+}
+
+/// Every violation of the history's guarantees, described.
+pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> {
+    let mut violations = Vec::new();
+    let Some((newest, authority)) = replicas.iter().max_by_key(|(_, d)| d.head()) else {
+        return vec!["no replica to check against".into()];
+    };
+    let history = committed(authority);
+    let head = authority.head();
+
+    // Replicas that reached a revision hold the same history up to it.
+    for (node, replica) in replicas {
+        let theirs = committed(replica);
+        let ours: Vec<_> = history
+            .iter()
+            .filter(|(r, _)| *r <= replica.head())
+            .cloned()
+            .collect();
+        if theirs != ours {
+            violations.push(format!(
+                "node {node} (head {}) disagrees with node {newest} (head {head}) on the history up to its head",
+                replica.head()
+            ));
+        }
+    }
+
+    let model = Model::replay(&history);
+    let revisions: BTreeSet<Revision> = history.iter().map(|(r, _)| *r).collect();
+
+    // No acknowledged write lost; preconditions held where the write was applied; no change that
+    // no client asked for; no write applied twice.
+    let mut attempted: BTreeSet<(Update, String)> = BTreeSet::new();
+    for event in events {
+        if let Event::Write {
+            update,
+            relationship,
+            precondition,
+            result,
+            ..
+        } = event
+        {
+            // A create is stored as a touch.
+            let stored = match update {
+                Update::Create | Update::Touch => Update::Touch,
+                Update::Delete => Update::Delete,
+            };
+            attempted.insert((stored, relationship.to_string()));
+            if *update == Update::Create && *result == Err(tonic::Code::AlreadyExists) {
+                violations.push(format!(
+                    "a write was applied twice (its create found itself): {event}"
+                ));
+            }
+            if let Ok(revision) = result {
+                let present = model.at(*revision).contains(&relationship.to_string());
+                let applied = revisions.contains(revision)
+                    && match stored {
+                        Update::Delete => !present,
+                        _ => present,
+                    };
+                if !applied {
+                    violations.push(format!("acknowledged write lost: {event}"));
+                }
+                if let Some((must, condition)) = precondition.as_deref() {
+                    let held = model
+                        .at(revision.saturating_sub(1))
+                        .contains(&condition.to_string());
+                    if held != *must {
+                        violations.push(format!(
+                            "precondition did not hold before the write was applied: {event}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (revision, changes) in &history {
+        for change in changes {
+            let wanted = match change {
+                Change::Touch(r) => (Update::Touch, r.to_string()),
+                Change::Delete(r) => (Update::Delete, r.to_string()),
+            };
+            if !attempted.contains(&wanted) {
+                violations.push(format!(
+                    "phantom change at revision {revision}: {change:?} was never written"
+                ));
+            }
+        }
+    }
+
+    // Checks: at the revision their consistency demands, and right there.
+    let acknowledged: Vec<(std::time::Duration, Revision)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Write {
+                end, result: Ok(r), ..
+            } => Some((*end, *r)),
+            _ => None,
+        })
+        .collect();
+    for event in events {
+        let Event::Check {
+            start,
+            consistency,
+            document,
+            user,
+            result: Ok((allowed, checked_at)),
+            ..
+        } = event
+        else {
+            continue;
+        };
+        if *checked_at > head {
+            violations.push(format!(
+                "checked at revision {checked_at}, past every replica's head {head}: {event}"
+            ));
+            continue;
+        }
+        match consistency {
+            Consistency::AtLeastAsFresh(token) if checked_at < token => violations.push(format!(
+                "stale read (New Enemy): checked before its token's revision: {event}"
+            )),
+            Consistency::AtExactSnapshot(token) if checked_at != token => violations.push(format!(
+                "at_exact_snapshot not evaluated at its token's revision: {event}"
+            )),
+            Consistency::FullyConsistent => {
+                let newest_before = acknowledged
+                    .iter()
+                    .filter(|(end, _)| end < start)
+                    .map(|(_, r)| *r)
+                    .max()
+                    .unwrap_or(0);
+                if *checked_at < newest_before {
+                    violations.push(format!(
+                        "fully consistent read missed write {newest_before} acknowledged before it began: {event}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if model.can_view(*checked_at, document, user) != *allowed {
+            violations.push(format!(
+                "wrong answer: the model at revision {checked_at} says {}: {event}",
+                !allowed
+            ));
+        }
+    }
+
+    // Watch: ordered, without duplicates, without gaps, with exactly the committed changes.
+    let watched: Vec<(Revision, &Vec<(Update, String)>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Watched {
+                revision, updates, ..
+            } => Some((*revision, updates)),
+            _ => None,
+        })
+        .collect();
+    let changed: BTreeMap<Revision, Vec<(Update, String)>> = history
+        .iter()
+        .filter(|(_, changes)| !changes.is_empty())
+        .map(|(revision, changes)| {
+            let mut updates: Vec<(Update, String)> = changes
+                .iter()
+                .map(|c| match c {
+                    Change::Touch(r) => (Update::Touch, r.to_string()),
+                    Change::Delete(r) => (Update::Delete, r.to_string()),
+                })
+                .collect();
+            updates.sort();
+            (*revision, updates)
+        })
+        .collect();
+    for pair in watched.windows(2) {
+        let ((before, _), (after, _)) = (pair[0], pair[1]);
+        if after <= before {
+            violations.push(format!(
+                "watch went from revision {before} to {after}: out of order or repeated"
+            ));
+        }
+        if let Some((missed, _)) = changed.range(before + 1..after).next() {
+            violations.push(format!(
+                "watch skipped revision {missed} (between {before} and {after})"
+            ));
+        }
+    }
+    for (revision, updates) in &watched {
+        if changed.get(revision) != Some(*updates) {
+            violations.push(format!(
+                "watch reported {updates:?} at revision {revision}; committed: {:?}",
+                changed.get(revision)
+            ));
+        }
+    }
+
+    // On each node, a read that starts after another ended is not evaluated at an older revision.
+    let mut by_node: BTreeMap<usize, Vec<(std::time::Duration, std::time::Duration, Revision)>> =
+        BTreeMap::new();
+    for event in events {
+        if let Event::Check {
+            node,
+            start,
+            end,
+            result: Ok((_, checked_at)),
+            consistency:
+                Consistency::MinimizeLatency
+                | Consistency::FullyConsistent
+                | Consistency::AtLeastAsFresh(_),
+            ..
+        } = event
+        {
+            by_node
+                .entry(*node)
+                .or_default()
+                .push((*start, *end, *checked_at));
+        }
+    }
+    for (node, reads) in by_node {
+        for earlier in &reads {
+            for later in &reads {
+                if earlier.1 < later.0 && later.2 < earlier.2 {
+                    violations.push(format!(
+                        "node {node} went back in time: a read at revision {} after one at {}",
+                        later.2, earlier.2
+                    ));
+                }
+            }
+        }
+    }
+    violations
+}

@@ -1,0 +1,363 @@
+//! Deterministic simulation of a Pemba cluster.
+//!
+//! [`run`] starts `nodes` Pemba nodes as turmoil hosts (the real Raft, state machine, datastore
+//! and gRPC services over simulated TCP, storage in memory that survives crashes), runs clients
+//! against them while injecting faults from a seeded schedule (partitions, one-way partitions,
+//! crashes and restarts, leader isolation, latency), heals everything, checks that the cluster
+//! makes progress again, and checks the recorded history ([`checker`]). Everything random comes
+//! from the seed: the same seed gives the same history.
+
+mod checker;
+mod faults;
+mod history;
+mod membership;
+mod net;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use pemba_cluster::{Replica, ReplicaConfig};
+use pemba_raft::MemoryLog;
+use pemba_server::{Limits, Node, ServeOptions};
+use pemba_store::{Datastore, MemoryPersistence};
+
+pub use faults::Fault;
+pub use history::Event;
+
+const API_PORT: u16 = 50051;
+const CLUSTER_PORT: u16 = 50053;
+const SECRET: &str = "simulation-secret";
+
+/// One simulation run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub seed: u64,
+    pub nodes: usize,
+    /// Nodes started outside the initial members, added as learners and promoted to voters
+    /// while faults go on.
+    pub spare_nodes: usize,
+    pub clients: usize,
+    /// How long clients work while faults are injected (simulated time).
+    pub faulty: Duration,
+    /// How long after healing the cluster has to make progress again.
+    pub healing: Duration,
+    /// Inject faults (off: a calm run).
+    pub faults: bool,
+    /// The deliberate bug to run with, if any (to prove the checker catches it).
+    pub broken: bool,
+}
+
+impl Config {
+    pub fn new(seed: u64) -> Config {
+        Config {
+            seed,
+            nodes: 3,
+            spare_nodes: 1,
+            clients: 3,
+            faulty: Duration::from_secs(12),
+            healing: Duration::from_secs(10),
+            faults: true,
+            broken: false,
+        }
+    }
+}
+
+/// What a run recorded and what the checker found.
+pub struct Outcome {
+    pub events: Vec<Event>,
+    pub faults: Vec<String>,
+    pub violations: Vec<String>,
+}
+
+/// How much a run did: enough for its checks to mean something.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub acknowledged_writes: usize,
+    pub failed_writes: usize,
+    pub answered_checks: usize,
+    pub failed_checks: usize,
+    /// Answered checks that carried a token (at_least_as_fresh or at_exact_snapshot).
+    pub checks_with_tokens: usize,
+    /// Revisions received by the watcher.
+    pub watched_revisions: usize,
+}
+
+impl Outcome {
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for event in &self.events {
+            match event {
+                Event::Write { result: Ok(_), .. } => stats.acknowledged_writes += 1,
+                Event::Write { .. } => stats.failed_writes += 1,
+                Event::Check {
+                    result: Ok(_),
+                    consistency,
+                    ..
+                } => {
+                    stats.answered_checks += 1;
+                    if matches!(
+                        consistency,
+                        history::Consistency::AtLeastAsFresh(_)
+                            | history::Consistency::AtExactSnapshot(_)
+                    ) {
+                        stats.checks_with_tokens += 1;
+                    }
+                }
+                Event::Check { .. } => stats.failed_checks += 1,
+                Event::Watched { .. } => stats.watched_revisions += 1,
+                Event::WatchStarted { .. } => {}
+            }
+        }
+        stats
+    }
+
+    /// The run as text: faults and events in order (equal for equal seeds).
+    pub fn trace(&self) -> Vec<String> {
+        self.faults
+            .iter()
+            .cloned()
+            .chain(self.events.iter().map(ToString::to_string))
+            .collect()
+    }
+}
+
+/// A node's durable storage, which outlives crashes, and its current incarnation.
+#[derive(Default)]
+struct NodeState {
+    persistence: MemoryPersistence,
+    log: MemoryLog,
+    current: Mutex<Option<(Arc<Datastore>, Arc<Replica>)>>,
+}
+
+fn host(index: usize) -> String {
+    format!("node{}", index + 1)
+}
+
+fn clock() -> pemba_cluster::Clock {
+    // Simulated wall time: a fixed epoch plus simulated time elapsed.
+    Arc::new(|| {
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(1_800_000_000)
+            + turmoil::sim_elapsed().unwrap_or_default()
+    })
+}
+
+async fn run_node(
+    index: usize,
+    state: Arc<NodeState>,
+    members: BTreeMap<u64, String>,
+    broken: bool,
+) -> turmoil::Result {
+    let datastore = Arc::new(Datastore::open(Box::new(state.persistence.clone()))?);
+    let config = ReplicaConfig {
+        node_id: index as u64 + 1,
+        initial_members: members,
+        cluster_secret: SECRET.into(),
+        heartbeat_interval: Duration::from_millis(100),
+        election_timeout: Duration::from_millis(500),
+        snapshot_every: 100,
+    };
+    let replica = Replica::start(
+        config,
+        state.log.clone(),
+        datastore.clone(),
+        Arc::new(net::TurmoilDialer),
+        clock(),
+    )
+    .await?;
+    *state.current.lock() = Some((datastore.clone(), replica.clone()));
+    let peers = turmoil::net::TcpListener::bind(("0.0.0.0", CLUSTER_PORT)).await?;
+    let api = turmoil::net::TcpListener::bind(("0.0.0.0", API_PORT)).await?;
+    let serving = replica.clone();
+    tokio::spawn(async move {
+        let incoming = net::incoming(peers);
+        let _ = pemba_cluster::serve_peers(serving, SECRET, incoming, std::future::pending()).await;
+    });
+    let mut node = Node::new(datastore, replica, Limits::default());
+    node.faults.ignore_consistency_tokens = broken;
+    let options = ServeOptions {
+        preshared_keys: vec![workload::KEY.into()],
+        tls: None,
+        max_message_bytes: 4 * 1024 * 1024,
+    };
+    pemba_server::serve(
+        Arc::new(node),
+        net::incoming(api),
+        None,
+        options,
+        std::future::pending(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// After healing: a write through every node must succeed, and a fully consistent check
+/// through every node must see the last of them.
+async fn verify_progress(
+    nodes: Vec<String>,
+    until: Duration,
+    shared: Arc<workload::Shared>,
+    progress: Arc<Mutex<Vec<String>>>,
+) -> turmoil::Result {
+    let mut client = workload::Client::connect(usize::MAX, &nodes);
+    for node in 0..nodes.len() {
+        let relationship =
+            pemba_types::Relationship::parse(&format!("document:healed#viewer@user:n{node}"))?;
+        loop {
+            let written = client
+                .write(
+                    &shared,
+                    node,
+                    history::Update::Touch,
+                    relationship.clone(),
+                    None,
+                )
+                .await;
+            if written.is_ok() {
+                break;
+            }
+            if turmoil::elapsed() >= until {
+                progress.lock().push(format!(
+                    "no progress after healing: no write through node {node}"
+                ));
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    for node in 0..nodes.len() {
+        let last = format!("n{}", nodes.len() - 1);
+        let seen = client
+            .check(
+                &shared,
+                node,
+                (history::Consistency::FullyConsistent, None),
+                "healed",
+                &last,
+            )
+            .await;
+        if seen != Ok((true, seen.map(|(_, r)| r).unwrap_or(0))) {
+            progress.lock().push(format!(
+                "no progress after healing: node {node} answered {seen:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs one simulation and checks it.
+pub fn run(config: &Config) -> Outcome {
+    pemba_raft::seed_randomness(config.seed);
+    let total = config.faulty + config.healing;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(config.seed)
+        .simulation_duration(total + Duration::from_secs(30))
+        .repair_rate(0.05)
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(10))
+        .build();
+
+    let nodes: Vec<String> = (0..config.nodes).map(host).collect();
+    let members: BTreeMap<u64, String> = (0..config.nodes)
+        .map(|i| (i as u64 + 1, format!("{}:{CLUSTER_PORT}", host(i))))
+        .collect();
+    let all = config.nodes + config.spare_nodes;
+    let states: Vec<Arc<NodeState>> = (0..all).map(|_| Arc::default()).collect();
+    for (index, state) in states.iter().enumerate() {
+        let (state, members, broken) = (state.clone(), members.clone(), config.broken);
+        sim.host(host(index), move || {
+            run_node(index, state.clone(), members.clone(), broken)
+        });
+    }
+    let shared = Arc::new(workload::Shared::default());
+    for id in 0..config.clients {
+        let (nodes, shared, seed, until) =
+            (nodes.clone(), shared.clone(), config.seed, config.faulty);
+        sim.client(format!("client{}", id + 1), async move {
+            workload::run_client(id, seed, nodes, until, shared).await
+        });
+    }
+    {
+        let (nodes, shared, seed, until) =
+            (nodes.clone(), shared.clone(), config.seed, config.faulty);
+        sim.client("watcher", async move {
+            workload::run_watcher(seed, nodes, until, shared).await
+        });
+    }
+    let membership = Arc::new(Mutex::new(Vec::new()));
+    {
+        let (nodes, log, seed) = (nodes.clone(), membership.clone(), config.seed);
+        let spares: Vec<usize> = (config.nodes..all).collect();
+        let until = config.faulty;
+        sim.client("admin", async move {
+            membership::grow(seed, nodes, spares, until, log).await
+        });
+    }
+    let progress = Arc::new(Mutex::new(Vec::new()));
+    {
+        let (nodes, shared, progress) = (nodes.clone(), shared.clone(), progress.clone());
+        let (start, until) = (config.faulty + Duration::from_secs(1), total);
+        sim.client("verifier", async move {
+            tokio::time::sleep(start).await;
+            verify_progress(nodes, until, shared, progress).await
+        });
+    }
+
+    let schedule = if config.faults {
+        faults::schedule(config.seed, all, config.faulty)
+    } else {
+        Vec::new()
+    };
+    let hosts: Vec<String> = (0..all).map(host).collect();
+    let mut injected = Vec::new();
+    let mut violations = Vec::new();
+    let mut pending = schedule.into_iter().peekable();
+    loop {
+        while let Some((at, _)) = pending.peek() {
+            if *at > sim.elapsed() {
+                break;
+            }
+            let (at, fault) = pending.next().expect("peeked");
+            let leader = states.iter().position(|s| {
+                s.current
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|(_, r)| r.status().is_leader)
+            });
+            injected.push(format!(
+                "[{at:?}] {}",
+                fault.inject(&mut sim, &hosts, leader)
+            ));
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                violations.push(format!("the simulation failed: {e}"));
+                break;
+            }
+        }
+    }
+
+    injected.extend(membership.lock().iter().cloned());
+    let events = shared.events.lock().clone();
+    let incarnations: Vec<Arc<Datastore>> = states
+        .iter()
+        .filter_map(|s| s.current.lock().as_ref().map(|(d, _)| d.clone()))
+        .collect();
+    let replicas: Vec<(usize, &Datastore)> = incarnations
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, d.as_ref()))
+        .collect();
+    violations.extend(progress.lock().iter().cloned());
+    violations.extend(checker::check(&events, &replicas));
+    Outcome {
+        events,
+        faults: injected,
+        violations,
+    }
+}
