@@ -132,10 +132,6 @@ impl Replica {
         Ok(replica)
     }
 
-    pub fn node_id(&self) -> NodeId {
-        self.node_id
-    }
-
     pub(crate) fn raft(&self) -> &Raft {
         &self.raft
     }
