@@ -35,12 +35,12 @@ struct Node {
 }
 
 impl Node {
-    fn new(root: &Path, id: u64, members: &str) -> Node {
+    fn new(root: &Path, id: u64, cluster_addr: &str, members: &str) -> Node {
         Node {
             id,
             dir: root.join(format!("node-{id}")),
             grpc_port: free_port(),
-            cluster_addr: format!("127.0.0.1:{}", free_port()),
+            cluster_addr: cluster_addr.to_string(),
             metrics_addr: format!("127.0.0.1:{}", free_port()),
             members: members.to_string(),
             server: None,
@@ -208,9 +208,12 @@ async fn a_three_node_cluster_survives_its_leader_and_grows() {
         .collect::<Vec<_>>()
         .join(",");
     for id in 1..=3u64 {
-        let mut node = Node::new(root.path(), id, &members);
-        node.cluster_addr = cluster_ports[id as usize - 1].clone();
-        nodes.push(node);
+        nodes.push(Node::new(
+            root.path(),
+            id,
+            &cluster_ports[id as usize - 1],
+            &members,
+        ));
     }
     for node in &mut nodes {
         node.start();
@@ -326,7 +329,8 @@ async fn a_three_node_cluster_survives_its_leader_and_grows() {
     assert_eq!(stored_documents(&mut rejoined).await, stored);
 
     // A fourth node joins through a snapshot (the log it would need is purged), then votes.
-    let mut fourth = Node::new(root.path(), 4, &members);
+    let fourth_addr = format!("127.0.0.1:{}", free_port());
+    let mut fourth = Node::new(root.path(), 4, &fourth_addr, &members);
     fourth.start();
     let before = fourth.status().await.expect("the new node answers");
     assert_eq!(

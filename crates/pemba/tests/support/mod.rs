@@ -2,9 +2,11 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The key every test server accepts.
@@ -18,12 +20,20 @@ pub struct Server {
     log: PathBuf,
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1 and that this test process has not handed out
+/// before: the kernel may give a just-released port again, and two servers of one test must not
+/// race for it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if HANDED_OUT.lock().expect("not poisoned").insert(port) {
+            return port;
+        }
+    }
 }
 
 impl Server {
