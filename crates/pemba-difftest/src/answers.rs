@@ -66,7 +66,8 @@ fn engine_error(e: EngineError) -> ErrorInfo {
         EngineError::UnknownDefinition(_)
         | EngineError::UnknownRelation { .. }
         | EngineError::MaxDepthExceeded
-        | EngineError::CaveatsUnsupported(_) => "FAILED_PRECONDITION",
+        | EngineError::UnknownCaveat(_) => "FAILED_PRECONDITION",
+        EngineError::Caveat(_) => "INVALID_ARGUMENT",
         EngineError::Snapshot(_) => "INTERNAL",
     };
     error(code, e)
@@ -144,6 +145,7 @@ pub fn evaluate(case: &Case) -> Answers {
                 Ok(match result {
                     Permissionship::HasPermission => "HAS_PERMISSION".to_string(),
                     Permissionship::NoPermission => "NO_PERMISSION".to_string(),
+                    Permissionship::Conditional { .. } => "CONDITIONAL_PERMISSION".to_string(),
                 })
             })())
         })
@@ -154,9 +156,10 @@ pub fn evaluate(case: &Case) -> Answers {
         .map(|q| {
             answer((|| {
                 let subject = parse_subject(&q.subject)?;
-                engine
+                let found = engine
                     .lookup_resources(&q.resource_type, &q.permission, &subject)
-                    .map_err(engine_error)
+                    .map_err(engine_error)?;
+                Ok(found.into_iter().map(|(id, _)| id).collect())
             })())
         })
         .collect();
@@ -179,8 +182,9 @@ pub fn evaluate(case: &Case) -> Answers {
                     .map(|f| FoundSubject {
                         id: f.subject_id,
                         excluded: f
-                            .excluded_subject_ids
+                            .excluded_subjects
                             .into_iter()
+                            .map(|e| e.subject_id)
                             .collect::<BTreeSet<_>>()
                             .into_iter()
                             .collect(),

@@ -1,8 +1,12 @@
 //! Check: is `subject` a member of `resource#permission`?
 //!
 //! Mirrors SpiceDB's dispatch structure: every computed-userset hop, arrow hop and subject-set hop
-//! is a dispatch that costs one unit of depth.
+//! is a dispatch that costs one unit of depth. Membership is three-valued ([`Truth`]): a caveated
+//! relationship counts as far as its caveat holds with the request's context, and set operations
+//! combine with Kleene logic (union = or, intersection = and, exclusion = and not), as SpiceDB
+//! combines caveat expressions.
 
+use pemba_caveats::Truth;
 use pemba_schema::{Arrow, ArrowFunction, Member, Relation, Rewrite};
 use pemba_types::{ObjectRef, Relationship, SubjectRef};
 
@@ -22,13 +26,12 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         if subject.is_wildcard() {
             return Err(EngineError::WildcardSubject);
         }
-        Ok(
-            if self.is_member(resource, permission, subject, self.max_depth)? {
-                Permissionship::HasPermission
-            } else {
-                Permissionship::NoPermission
-            },
-        )
+        Ok(Permissionship::from(self.is_member(
+            resource,
+            permission,
+            subject,
+            self.max_depth,
+        )?))
     }
 
     /// One dispatch: membership of `subject` in `resource#name`, with `depth` dispatches left.
@@ -38,12 +41,12 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         name: &str,
         subject: &SubjectRef,
         depth: u32,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Truth, EngineError> {
         if depth == 0 {
             return Err(EngineError::MaxDepthExceeded);
         }
         if is_self_member(resource, name, subject) {
-            return Ok(true);
+            return Ok(Truth::True);
         }
         match self.member(&resource.object_type, name)? {
             Member::Relation(relation) => self.is_direct_member(resource, relation, subject, depth),
@@ -59,7 +62,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         relation: &Relation,
         subject: &SubjectRef,
         depth: u32,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Truth, EngineError> {
         let subject_type = &subject.object.object_type;
         let allows_exact = relation.allowed.iter().any(|a| {
             a.subject_type == *subject_type
@@ -74,7 +77,8 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             .allowed
             .iter()
             .any(|a| a.subject_type == *subject_type && a.kind == AllowedSubjectKind::Wildcard);
-        let relationships = self.usable_subjects(resource, &relation.name)?;
+        let relationships = self.live_subjects(resource, &relation.name)?;
+        let mut found = Truth::False;
         for r in &relationships {
             let exact = allows_exact && r.subject == *subject;
             let wildcard = allows_wildcard
@@ -82,17 +86,27 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
                 && r.subject.relation.is_none()
                 && r.subject.object.object_type == *subject_type;
             if exact || wildcard {
-                return Ok(true);
+                found = found.or(self.caveat_truth(r)?);
+                if found == Truth::True {
+                    return Ok(found);
+                }
             }
         }
         for r in &relationships {
             if let Some(subject_relation) = &r.subject.relation {
-                if self.is_member(&r.subject.object, subject_relation, subject, depth - 1)? {
-                    return Ok(true);
+                let holds = self.caveat_truth(r)?;
+                if holds == Truth::False {
+                    continue;
+                }
+                let member =
+                    self.is_member(&r.subject.object, subject_relation, subject, depth - 1)?;
+                found = found.or(holds.and(member));
+                if found == Truth::True {
+                    return Ok(found);
                 }
             }
         }
-        Ok(false)
+        Ok(found)
     }
 
     fn rewrite_has_member(
@@ -101,30 +115,42 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         rewrite: &Rewrite,
         subject: &SubjectRef,
         depth: u32,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Truth, EngineError> {
         match rewrite {
             Rewrite::Union(children) => {
+                let mut found = Truth::False;
                 for child in children {
-                    if self.rewrite_has_member(resource, child, subject, depth)? {
-                        return Ok(true);
+                    found = found.or(self.rewrite_has_member(resource, child, subject, depth)?);
+                    if found == Truth::True {
+                        break;
                     }
                 }
-                Ok(false)
+                Ok(found)
             }
             Rewrite::Intersection(children) => {
+                if children.is_empty() {
+                    return Ok(Truth::False);
+                }
+                let mut found = Truth::True;
                 for child in children {
-                    if !self.rewrite_has_member(resource, child, subject, depth)? {
-                        return Ok(false);
+                    found = found.and(self.rewrite_has_member(resource, child, subject, depth)?);
+                    if found == Truth::False {
+                        break;
                     }
                 }
-                Ok(!children.is_empty())
+                Ok(found)
             }
-            Rewrite::Exclusion(base, subtracted) => Ok(self
-                .rewrite_has_member(resource, base, subject, depth)?
-                && !self.rewrite_has_member(resource, subtracted, subject, depth)?),
+            Rewrite::Exclusion(base, subtracted) => {
+                let base = self.rewrite_has_member(resource, base, subject, depth)?;
+                if base == Truth::False {
+                    return Ok(base);
+                }
+                let subtracted = self.rewrite_has_member(resource, subtracted, subject, depth)?;
+                Ok(base.and(!subtracted))
+            }
             Rewrite::Computed(name) => self.is_member(resource, name, subject, depth - 1),
             Rewrite::Arrow(arrow) => self.arrow_has_member(resource, arrow, subject, depth),
-            Rewrite::Nil => Ok(false),
+            Rewrite::Nil => Ok(Truth::False),
         }
     }
 
@@ -134,55 +160,90 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         arrow: &Arrow,
         subject: &SubjectRef,
         depth: u32,
-    ) -> Result<bool, EngineError> {
-        let relationships = self.usable_subjects(resource, &arrow.tupleset)?;
+    ) -> Result<Truth, EngineError> {
+        let relationships = self.live_subjects(resource, &arrow.tupleset)?;
         match arrow.function {
             ArrowFunction::Any => {
+                let mut found = Truth::False;
                 for r in &relationships {
                     let target = &r.subject.object;
-                    if self.has_member(&target.object_type, &arrow.computed)
-                        && self.is_member(target, &arrow.computed, subject, depth - 1)?
-                    {
-                        return Ok(true);
+                    if !self.has_member(&target.object_type, &arrow.computed) {
+                        continue;
+                    }
+                    let holds = self.caveat_truth(r)?;
+                    if holds == Truth::False {
+                        continue;
+                    }
+                    let member = self.is_member(target, &arrow.computed, subject, depth - 1)?;
+                    found = found.or(holds.and(member));
+                    if found == Truth::True {
+                        break;
                     }
                 }
-                Ok(false)
+                Ok(found)
             }
             ArrowFunction::All => {
+                if relationships.is_empty() {
+                    return Ok(Truth::False);
+                }
+                let mut found = Truth::True;
                 for r in &relationships {
                     let target = &r.subject.object;
                     // A walked-to type without the member grants nothing, so `.all` fails.
-                    if !self.has_member(&target.object_type, &arrow.computed)
-                        || !self.is_member(target, &arrow.computed, subject, depth - 1)?
-                    {
-                        return Ok(false);
+                    if !self.has_member(&target.object_type, &arrow.computed) {
+                        return Ok(Truth::False);
+                    }
+                    let holds = self.caveat_truth(r)?;
+                    let member = if holds == Truth::False {
+                        Truth::False
+                    } else {
+                        self.is_member(target, &arrow.computed, subject, depth - 1)?
+                    };
+                    found = found.and(holds.and(member));
+                    if found == Truth::False {
+                        break;
                     }
                 }
-                Ok(!relationships.is_empty())
+                Ok(found)
             }
         }
     }
 
-    /// The relationships of `resource#relation` that count now: expired ones are left out; caveated
-    /// ones cannot be evaluated yet and fail the request rather than give a wrong answer.
-    pub(crate) fn usable_subjects(
+    /// The relationships of `resource#relation` that exist now: expired ones are left out.
+    /// Caveated ones are kept; [`Engine::caveat_truth`] says how far each holds.
+    pub(crate) fn live_subjects(
         &self,
         resource: &ObjectRef,
         relation: &str,
     ) -> Result<Vec<Relationship>, EngineError> {
         let mut relationships = self.snapshot.subjects(resource, relation)?;
-        relationships.retain(|r| r.expires_at.is_none_or(|at| at > self.now));
-        if let Some(caveated) = relationships.iter().find_map(|r| r.caveat.as_ref()) {
-            return Err(EngineError::CaveatsUnsupported(caveated.name.clone()));
-        }
+        relationships.retain(|r| r.expires_at.is_none_or(|at| at >= self.now));
         Ok(relationships)
+    }
+
+    /// Whether a relationship's caveat holds with the request's context: true for a relationship
+    /// without caveat.
+    pub(crate) fn caveat_truth(&self, relationship: &Relationship) -> Result<Truth, EngineError> {
+        let Some(caveat) = &relationship.caveat else {
+            return Ok(Truth::True);
+        };
+        let definition = self
+            .schema
+            .caveat(&caveat.name)
+            .ok_or_else(|| EngineError::UnknownCaveat(caveat.name.clone()))?;
+        Ok(definition
+            .compiled
+            .0
+            .evaluate(&caveat.context, &self.context)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use crate::tests::{engine_fixture, obj, subj};
-    use crate::{EngineError, Permissionship::*};
+    use crate::{Engine, EngineError, Permissionship::*};
 
     const SCHEMA: &str = r#"
         definition user {}
@@ -316,6 +377,69 @@ mod tests {
         engine_fixture(SCHEMA, &rels, |engine| {
             let result = engine.check(&obj("group:a"), "member", &subj("user:x"));
             assert_eq!(result, Err(EngineError::MaxDepthExceeded));
+        });
+    }
+
+    const CAVEATED: &str = r#"
+        caveat min_level(level int, required int) { level >= required }
+        definition user {}
+        definition group {
+            relation member: user | user with min_level
+        }
+        definition document {
+            relation group: group | group with min_level
+            relation viewer: user with min_level | group#member
+            relation banned: user with min_level
+            permission view = (viewer + group->member) - banned
+            permission both = viewer & group->member
+        }
+    "#;
+
+    #[test]
+    fn caveats_make_answers_conditional_until_the_context_decides() {
+        let rels = [
+            r#"document:plan#viewer@user:tom[min_level:{"required":3}]"#,
+            r#"document:plan#group@group:eng[min_level:{"required":1}]"#,
+            r#"group:eng#member@user:sam[min_level:{"required":2}]"#,
+            "group:eng#member@user:tom",
+            r#"document:plan#banned@user:ann[min_level:{"required":5}]"#,
+            "group:eng#member@user:ann",
+        ];
+        engine_fixture(CAVEATED, &rels, |engine| {
+            let check = |subject: &str, permission: &str, context: serde_json::Value| {
+                let context = context.as_object().cloned().unwrap_or_default();
+                let engine = Engine::new(engine.schema, engine.snapshot).with_context(context);
+                engine
+                    .check(&obj("document:plan"), permission, &subj(subject))
+                    .unwrap()
+            };
+            let missing = |names: &[&str]| Conditional {
+                missing_context: names.iter().map(|n| n.to_string()).collect(),
+            };
+            assert_eq!(check("user:tom", "view", json!({})), missing(&["level"]));
+            // With level 0, tom's own caveat fails, but group eng (level >= 1 fails too) gives nothing.
+            assert_eq!(check("user:tom", "view", json!({"level": 0})), NoPermission);
+            assert_eq!(
+                check("user:sam", "view", json!({"level": 2})),
+                HasPermission
+            );
+            assert_eq!(check("user:sam", "view", json!({"level": 1})), NoPermission);
+            assert_eq!(check("user:ann", "view", json!({})), missing(&["level"]));
+            assert_eq!(check("user:ann", "view", json!({"level": 5})), NoPermission);
+            assert_eq!(
+                check("user:ann", "view", json!({"level": 4})),
+                HasPermission
+            );
+            assert_eq!(
+                check("user:tom", "both", json!({"level": 3})),
+                HasPermission
+            );
+            assert_eq!(check("user:tom", "both", json!({"level": 2})), NoPermission);
+            let error = Engine::new(engine.schema, engine.snapshot)
+                .with_context(json!({"level": "high"}).as_object().cloned().unwrap())
+                .check(&obj("document:plan"), "view", &subj("user:tom"))
+                .unwrap_err();
+            assert!(matches!(error, EngineError::Caveat(_)), "{error}");
         });
     }
 }

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use pemba_caveats::EvaluationError;
+
 use crate::snapshot::SnapshotError;
 
 /// Why a request could not be answered. None of these is an authorization answer: callers must not
@@ -21,8 +23,10 @@ pub enum EngineError {
     WildcardLookup,
     #[error("max depth exceeded: this usually indicates a recursive or too deep data dependency")]
     MaxDepthExceeded,
-    #[error("relationship with caveat `{0}` cannot be evaluated: caveats are not supported yet")]
-    CaveatsUnsupported(String),
+    #[error("caveat `{0}` not found")]
+    UnknownCaveat(String),
+    #[error(transparent)]
+    Caveat(#[from] EvaluationError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
 }

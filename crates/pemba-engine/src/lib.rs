@@ -16,8 +16,10 @@ mod write_validation;
 
 use std::time::SystemTime;
 
+use pemba_caveats::Truth;
 use pemba_schema::{CompiledSchema, Definition, Member};
 use pemba_types::{ObjectRef, SubjectRef};
+use serde_json::{Map, Value as Json};
 
 pub use error::EngineError;
 pub use expand::{ExpandNode, ExpandTree, SetOperation};
@@ -36,6 +38,23 @@ pub const DEFAULT_MAX_DEPTH: u32 = 50;
 pub enum Permissionship {
     NoPermission,
     HasPermission,
+    /// The answer depends on caveat parameters the request's context does not give: their
+    /// names, sorted and without duplicates.
+    Conditional {
+        missing_context: Vec<String>,
+    },
+}
+
+impl From<Truth> for Permissionship {
+    fn from(truth: Truth) -> Self {
+        match truth {
+            Truth::True => Permissionship::HasPermission,
+            Truth::False => Permissionship::NoPermission,
+            Truth::Partial(missing) => Permissionship::Conditional {
+                missing_context: missing.into_iter().collect(),
+            },
+        }
+    }
 }
 
 /// Whether Expand follows subject sets found on relations (`group:eng#member`) into their own trees.
@@ -52,8 +71,10 @@ pub struct Engine<'a, S> {
     schema: &'a CompiledSchema,
     snapshot: &'a S,
     max_depth: u32,
-    /// Relationships expiring at or before this instant are invisible.
+    /// Relationships expiring before this instant are invisible.
     now: SystemTime,
+    /// The request's caveat context; a relationship's written context overrides it.
+    context: Map<String, Json>,
 }
 
 impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
@@ -63,7 +84,14 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
             snapshot,
             max_depth: DEFAULT_MAX_DEPTH,
             now: SystemTime::now(),
+            context: Map::new(),
         }
+    }
+
+    /// Evaluates caveats with `context` as the request's context.
+    pub fn with_context(mut self, context: Map<String, Json>) -> Self {
+        self.context = context;
+        self
     }
 
     /// Evaluates expirations as of `now` instead of the wall clock.

@@ -6,8 +6,14 @@ use std::collections::{BTreeSet, VecDeque};
 use pemba_schema::{Arrow, ArrowFunction, Member, Rewrite};
 use pemba_types::{ObjectRef, SubjectRef, WILDCARD_ID};
 
+use pemba_caveats::Truth;
+
 use crate::subject_set::{FoundSubject, SubjectSet};
-use crate::{Engine, EngineError, RelationshipSnapshot};
+use crate::{Engine, EngineError, Permissionship, RelationshipSnapshot};
+
+/// A subject id that no relationship can mention (ids are ASCII letters, digits and `/_|-=+`):
+/// checking it asks what the wildcard alone grants.
+const UNMENTIONABLE_ID: &str = "\u{0}any other subject";
 
 /// The kind of subject LookupSubjects looks for: a type, and a relation of it or none (`...`).
 struct SubjectKind<'r> {
@@ -40,9 +46,52 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             object_type: subject_type,
             relation: subject_relation,
         };
-        Ok(self
-            .subjects_of(resource, permission, &kind, self.max_depth)?
-            .into_found())
+        let candidates = self.subjects_of(resource, permission, &kind, self.max_depth)?;
+        // Which subjects are listed (and which the wildcard excludes) comes from the set algebra
+        // over the relationships whose caveats may hold; how far each one holds is then checked,
+        // so that every answer agrees with Check.
+        let truth_of = |id: &str| {
+            let subject = SubjectRef::new(
+                ObjectRef::new(subject_type, id),
+                subject_relation.map(str::to_string),
+            );
+            self.is_member(resource, permission, &subject, self.max_depth)
+        };
+        let mut found = Vec::new();
+        for candidate in candidates.into_found() {
+            let is_wildcard = candidate.subject_id == WILDCARD_ID;
+            // An id no relationship can mention stands for "any other subject" of the wildcard.
+            let probe = if is_wildcard {
+                UNMENTIONABLE_ID
+            } else {
+                &candidate.subject_id
+            };
+            let truth = truth_of(probe)?;
+            if truth == Truth::False {
+                continue;
+            }
+            let mut excluded = Vec::new();
+            for exclusion in candidate.excluded_subjects {
+                let permissionship = match truth_of(&exclusion.subject_id)? {
+                    Truth::True => continue,
+                    Truth::False => Permissionship::HasPermission,
+                    Truth::Partial(missing) => Permissionship::Conditional {
+                        missing_context: missing.into_iter().collect(),
+                    },
+                };
+                excluded.push(FoundSubject {
+                    subject_id: exclusion.subject_id,
+                    permissionship,
+                    excluded_subjects: Vec::new(),
+                });
+            }
+            found.push(FoundSubject {
+                subject_id: candidate.subject_id,
+                permissionship: truth.into(),
+                excluded_subjects: excluded,
+            });
+        }
+        Ok(found)
     }
 
     /// One dispatch of LookupSubjects for `resource#name`.
@@ -62,7 +111,10 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         }
         match self.member(&resource.object_type, name)? {
             Member::Relation(relation) => {
-                for r in self.usable_subjects(resource, &relation.name)? {
+                for r in self.live_subjects(resource, &relation.name)? {
+                    if self.caveat_truth(&r)? == Truth::False {
+                        continue;
+                    }
                     if r.subject.object.object_type == kind.object_type
                         && r.subject.relation.as_deref() == kind.relation
                     {
@@ -122,7 +174,9 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             Rewrite::Exclusion(base, subtracted) => {
                 let mut found = self.rewrite_subjects(resource, base, kind, depth)?;
                 if !found.is_empty() {
-                    found.subtract(&self.rewrite_subjects(resource, subtracted, kind, depth)?);
+                    found.subtract_candidates(
+                        &self.rewrite_subjects(resource, subtracted, kind, depth)?,
+                    );
                 }
                 Ok(found)
             }
@@ -140,7 +194,10 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         depth: u32,
     ) -> Result<SubjectSet, EngineError> {
         let mut found: Option<SubjectSet> = None;
-        for r in self.usable_subjects(resource, &arrow.tupleset)? {
+        for r in self.live_subjects(resource, &arrow.tupleset)? {
+            if self.caveat_truth(&r)? == Truth::False {
+                continue;
+            }
             let target = &r.subject.object;
             // Walked-to types without the member are skipped, for `.all` as well (as SpiceDB does).
             if !self.has_member(&target.object_type, &arrow.computed) {
@@ -156,7 +213,8 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         Ok(found.unwrap_or_default())
     }
 
-    /// Every resource of `resource_type` on which `subject` has `permission`, sorted by id.
+    /// Every resource of `resource_type` on which `subject` has `permission` (or may have it,
+    /// depending on missing caveat context), sorted by id.
     ///
     /// Candidates are the objects from which `subject` can be reached by walking relationships
     /// backwards (subject to resource); each candidate of the right type is then checked, so the
@@ -166,7 +224,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         resource_type: &str,
         permission: &str,
         subject: &SubjectRef,
-    ) -> Result<Vec<String>, EngineError> {
+    ) -> Result<Vec<(String, Permissionship)>, EngineError> {
         self.member(resource_type, permission)?;
         self.validate_subject(subject)?;
         if subject.is_wildcard() {
@@ -174,13 +232,15 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         }
         let mut found = Vec::new();
         for candidate in self.backward_reachable(&subject.object)? {
-            if candidate.object_type == resource_type
-                && self.is_member(&candidate, permission, subject, self.max_depth)?
-            {
-                found.push(candidate.object_id);
+            if candidate.object_type != resource_type {
+                continue;
+            }
+            let truth = self.is_member(&candidate, permission, subject, self.max_depth)?;
+            if truth != Truth::False {
+                found.push((candidate.object_id, truth.into()));
             }
         }
-        found.sort();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found)
     }
 
@@ -209,7 +269,17 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
 #[cfg(test)]
 mod tests {
     use crate::tests::{engine_fixture, obj, subj};
-    use crate::FoundSubject;
+    use crate::{FoundSubject, Permissionship};
+
+    fn ids(found: Vec<(String, Permissionship)>) -> Vec<String> {
+        found
+            .into_iter()
+            .map(|(id, p)| match p {
+                Permissionship::Conditional { .. } => format!("{id}?"),
+                _ => id,
+            })
+            .collect()
+    }
 
     const SCHEMA: &str = r#"
         definition user {}
@@ -230,10 +300,20 @@ mod tests {
         found
             .into_iter()
             .map(|f| {
-                if f.excluded_subject_ids.is_empty() {
-                    f.subject_id
+                let mark = |p: &Permissionship| match p {
+                    Permissionship::Conditional { .. } => "?",
+                    _ => "",
+                };
+                let excluded: Vec<String> = f
+                    .excluded_subjects
+                    .iter()
+                    .map(|e| format!("{}{}", e.subject_id, mark(&e.permissionship)))
+                    .collect();
+                let id = format!("{}{}", f.subject_id, mark(&f.permissionship));
+                if excluded.is_empty() {
+                    id
                 } else {
-                    format!("{}-{{{}}}", f.subject_id, f.excluded_subject_ids.join(","))
+                    format!("{id}-{{{}}}", excluded.join(","))
                 }
             })
             .collect()
@@ -287,15 +367,58 @@ mod tests {
             let found = engine
                 .lookup_resources("document", "view", &subj("user:ann"))
                 .unwrap();
-            assert_eq!(found, ["a", "b", "c"]);
+            assert_eq!(ids(found), ["a", "b", "c"]);
             let found = engine
                 .lookup_resources("document", "view", &subj("user:zed"))
                 .unwrap();
-            assert_eq!(found, ["c"]);
+            assert_eq!(ids(found), ["c"]);
             let found = engine
                 .lookup_resources("group", "member", &subj("group:eng#member"))
                 .unwrap();
-            assert_eq!(found, ["eng"]);
+            assert_eq!(ids(found), ["eng"]);
+        });
+    }
+
+    const CAVEATED: &str = r#"
+        caveat is_weekday(day string) { day != 'saturday' && day != 'sunday' }
+        caveat at_office(ip ipaddress) { ip.in_cidr('10.0.0.0/8') }
+        definition user {}
+        definition document {
+            relation viewer: user | user with is_weekday | user:* with at_office
+            relation banned: user with is_weekday
+            permission view = viewer - banned
+        }
+    "#;
+
+    #[test]
+    fn lookups_report_conditional_subjects_and_resources() {
+        let rels = [
+            "document:a#viewer@user:tom",
+            "document:a#viewer@user:sam[is_weekday]",
+            "document:a#viewer@user:ann[is_weekday:{\"day\":\"sunday\"}]",
+            "document:a#banned@user:tom[is_weekday]",
+            "document:b#viewer@user:*[at_office]",
+            "document:b#banned@user:joe[is_weekday:{\"day\":\"monday\"}]",
+            "document:b#banned@user:sue[is_weekday]",
+        ];
+        engine_fixture(CAVEATED, &rels, |engine| {
+            let subjects = |resource: &str| {
+                show(
+                    engine
+                        .lookup_subjects(&obj(resource), "view", "user", None)
+                        .unwrap(),
+                )
+            };
+            assert_eq!(subjects("document:a"), ["sam?", "tom?"]);
+            assert_eq!(subjects("document:b"), ["*?-{joe,sue?}"]);
+            let resources = |user: &str| {
+                ids(engine
+                    .lookup_resources("document", "view", &subj(user))
+                    .unwrap())
+            };
+            assert_eq!(resources("user:tom"), ["a?", "b?"]);
+            assert_eq!(resources("user:joe"), Vec::<String>::new());
+            assert_eq!(resources("user:ann"), ["b?"]);
         });
     }
 }

@@ -1,18 +1,27 @@
-//! Sets of subject ids with an optional wildcard, and SpiceDB's algebra over them.
+//! LookupSubjects' candidates: sets of subject ids with an optional wildcard, combined with
+//! SpiceDB's algebra over them.
 //!
-//! A set holds concrete ids and, optionally, the wildcard `*` minus some excluded ids. Concrete ids
-//! stay listed even when the wildcard covers them, as SpiceDB's LookupSubjects lists them.
+//! A set holds concrete ids and, optionally, the wildcard `*` minus some excluded ids. Sets are
+//! supersets: an id may be listed (or excluded) although caveats or other branches decide
+//! otherwise, because LookupSubjects checks every listed id and every exclusion afterwards.
+//! Concrete ids stay listed even when the wildcard covers them, as SpiceDB's LookupSubjects
+//! lists them.
 
 use std::collections::BTreeSet;
 
 use pemba_types::WILDCARD_ID;
 
-/// One subject found by LookupSubjects: an id, or `*` with the ids it excludes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+use crate::Permissionship;
+
+/// One subject found by LookupSubjects: an id, or `*` with the subjects it excludes.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundSubject {
     pub subject_id: String,
+    /// Whether the subject has the permission or may have it, depending on caveat context. For
+    /// an excluded subject: whether it is excluded for sure, or depending on context.
+    pub permissionship: Permissionship,
     /// Only ever non-empty for the wildcard.
-    pub excluded_subject_ids: Vec<String>,
+    pub excluded_subjects: Vec<FoundSubject>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,9 +42,6 @@ impl SubjectSet {
             // Union with a plain wildcard: nothing stays excluded.
             self.wildcard = Some(BTreeSet::new());
         } else {
-            if let Some(excluded) = &mut self.wildcard {
-                excluded.remove(id);
-            }
             self.concrete.insert(id.to_string());
         }
     }
@@ -45,18 +51,12 @@ impl SubjectSet {
             self.add(id);
         }
         if let Some(other_excluded) = &other.wildcard {
-            let excluded = match &self.wildcard {
-                // Excluded from the union only if excluded from both wildcards.
+            // Excluded from the union only if excluded from both wildcards. An id also listed as
+            // a concrete candidate stays excluded here: Check decides which of the two holds.
+            self.wildcard = Some(match &self.wildcard {
                 Some(mine) => mine.intersection(other_excluded).cloned().collect(),
                 None => other_excluded.clone(),
-            };
-            // ... and not present as a concrete member of the union.
-            self.wildcard = Some(
-                excluded
-                    .into_iter()
-                    .filter(|id| !self.concrete.contains(id))
-                    .collect(),
-            );
+            });
         }
     }
 
@@ -87,47 +87,35 @@ impl SubjectSet {
         self.concrete = concrete;
     }
 
-    pub fn subtract(&mut self, other: &SubjectSet) {
-        match &other.wildcard {
-            Some(other_excluded) => {
-                // Only what the other wildcard excludes survives.
-                self.concrete
-                    .retain(|id| other_excluded.contains(id) && !other.concrete.contains(id));
-                if let Some(mine) = self.wildcard.take() {
-                    let revived = other_excluded
-                        .iter()
-                        .filter(|id| !mine.contains(*id) && !other.concrete.contains(*id));
-                    self.concrete.extend(revived.cloned());
-                }
-            }
-            None => {
-                for id in &other.concrete {
-                    self.concrete.remove(id);
-                    if let Some(excluded) = &mut self.wildcard {
-                        excluded.insert(id.clone());
-                    }
-                }
-            }
+    /// The candidates that may remain after subtracting `other` when caveats can make either side
+    /// conditional: nothing concrete is removed (Check decides each one), the wildcard keeps
+    /// going but lists `other`'s concrete ids as exclusions, and the ids a subtracted wildcard
+    /// excludes come back as concrete candidates.
+    pub fn subtract_candidates(&mut self, other: &SubjectSet) {
+        let Some(excluded) = &mut self.wildcard else {
+            return;
+        };
+        excluded.extend(other.concrete.iter().cloned());
+        if let Some(other_excluded) = &other.wildcard {
+            self.concrete.extend(other_excluded.iter().cloned());
         }
     }
 
     /// The members in SpiceDB's order of ids, the wildcard sorting as `*`.
     pub fn into_found(self) -> Vec<FoundSubject> {
-        let mut found: Vec<FoundSubject> = self
-            .concrete
-            .into_iter()
-            .map(|subject_id| FoundSubject {
-                subject_id,
-                excluded_subject_ids: Vec::new(),
-            })
-            .collect();
+        let plain = |subject_id: String| FoundSubject {
+            subject_id,
+            permissionship: Permissionship::HasPermission,
+            excluded_subjects: Vec::new(),
+        };
+        let mut found: Vec<FoundSubject> = self.concrete.into_iter().map(plain).collect();
         if let Some(excluded) = self.wildcard {
             found.push(FoundSubject {
-                subject_id: WILDCARD_ID.to_string(),
-                excluded_subject_ids: excluded.into_iter().collect(),
+                excluded_subjects: excluded.into_iter().map(plain).collect(),
+                ..plain(WILDCARD_ID.to_string())
             });
         }
-        found.sort();
+        found.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
         found
     }
 }
@@ -155,10 +143,15 @@ mod tests {
             .into_found()
             .iter()
             .map(|f| {
-                if f.excluded_subject_ids.is_empty() {
+                let excluded: Vec<&str> = f
+                    .excluded_subjects
+                    .iter()
+                    .map(|e| e.subject_id.as_str())
+                    .collect();
+                if excluded.is_empty() {
                     f.subject_id.clone()
                 } else {
-                    format!("{}-{{{}}}", f.subject_id, f.excluded_subject_ids.join(","))
+                    format!("{}-{{{}}}", f.subject_id, excluded.join(","))
                 }
             })
             .collect::<Vec<_>>()
@@ -166,10 +159,10 @@ mod tests {
     }
 
     #[test]
-    fn union_keeps_concretes_and_shrinks_exclusions() {
+    fn union_keeps_candidates_and_shrinks_exclusions() {
         let mut a = wildcard_minus(&["tom", "sam"], &[]);
         a.union_with(&set(&["tom"]));
-        assert_eq!(show(&a), "* -{sam} tom".replace(" -", "-"));
+        assert_eq!(show(&a), "*-{sam,tom} tom");
         let mut b = wildcard_minus(&["sam", "ann"], &[]);
         b.union_with(&wildcard_minus(&["ann", "joe"], &[]));
         assert_eq!(show(&b), "*-{ann}");
@@ -189,15 +182,15 @@ mod tests {
     }
 
     #[test]
-    fn subtraction_with_wildcards() {
+    fn subtraction_candidates_keep_what_a_caveat_may_spare() {
         let mut a = wildcard_minus(&[], &["tom"]);
-        a.subtract(&set(&["tom", "sam"]));
-        assert_eq!(show(&a), "*-{sam,tom}");
+        a.subtract_candidates(&set(&["tom", "sam"]));
+        assert_eq!(show(&a), "*-{sam,tom} tom");
         let mut b = wildcard_minus(&["ann"], &["tom"]);
-        b.subtract(&wildcard_minus(&["tom", "sam", "ann"], &[]));
-        assert_eq!(show(&b), "sam tom");
+        b.subtract_candidates(&wildcard_minus(&["tom", "sam", "ann"], &[]));
+        assert_eq!(show(&b), "*-{ann} ann sam tom");
         let mut c = set(&["tom"]);
-        c.subtract(&wildcard_minus(&[], &[]));
-        assert!(c.is_empty());
+        c.subtract_candidates(&wildcard_minus(&[], &[]));
+        assert_eq!(show(&c), "tom");
     }
 }

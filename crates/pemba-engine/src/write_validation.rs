@@ -29,6 +29,17 @@ pub enum RelationshipError {
         relation: String,
         suggestion: Option<String>,
     },
+    #[error("subjects of type `{subject_type}` are not allowed on relation `{definition}#{relation}` without one of the following caveats: {}", .caveats.join(","))]
+    CaveatRequired {
+        subject_type: String,
+        definition: String,
+        relation: String,
+        caveats: Vec<String>,
+    },
+    /// The context written with a caveat has an unknown key or a value of the wrong type
+    /// (SpiceDB's message, e.g. ``unknown parameter `k` ``).
+    #[error("{0}")]
+    CaveatContext(String),
 }
 
 fn suggestion_suffix(suggestion: &Option<String>) -> String {
@@ -79,9 +90,29 @@ pub fn validate_relationship(
     };
     let written = subject_type_of(relationship);
     if relation.allowed.contains(&written) {
-        return Ok(());
+        return check_written_context(schema, relationship);
     }
     let written_source = allowed_subject_source(&written);
+    if written.caveat.is_none() && written.kind != AllowedSubjectKind::Wildcard {
+        let caveats: Vec<String> = relation
+            .allowed
+            .iter()
+            .filter(|a| {
+                a.subject_type == written.subject_type
+                    && a.kind == written.kind
+                    && a.expiration == written.expiration
+            })
+            .filter_map(|a| a.caveat.clone())
+            .collect();
+        if !caveats.is_empty() {
+            return Err(RelationshipError::CaveatRequired {
+                subject_type: written_source,
+                definition: resource_type.clone(),
+                relation: relation.name.clone(),
+                caveats,
+            });
+        }
+    }
     let suggestion = relation
         .allowed
         .iter()
@@ -94,6 +125,28 @@ pub fn validate_relationship(
         relation: relation.name.clone(),
         suggestion,
     })
+}
+
+/// A caveat's written context must name its parameters only, with values of their types.
+fn check_written_context(
+    schema: &CompiledSchema,
+    relationship: &Relationship,
+) -> Result<(), RelationshipError> {
+    let Some(caveat) = &relationship.caveat else {
+        return Ok(());
+    };
+    if caveat.context.is_empty() {
+        return Ok(());
+    }
+    // The caveat exists: the relation allows it, and a schema only allows defined caveats.
+    let Some(definition) = schema.caveat(&caveat.name) else {
+        return Ok(());
+    };
+    definition
+        .compiled
+        .0
+        .check_written_context(&caveat.context)
+        .map_err(RelationshipError::CaveatContext)
 }
 
 /// The subject type a relationship needs its relation to allow: the subject's type, its relation
@@ -165,9 +218,11 @@ mod tests {
         definition group {
             relation member: user | group#member
         }
+        caveat on_weekday(day string, hour int) { day != 'sunday' && hour > 8 }
         definition document {
             relation viewer: user | group#member
             relation public: user:*
+            relation weekday_viewer: user with on_weekday
             permission view = viewer + public
         }
     "#;
@@ -183,6 +238,15 @@ mod tests {
         assert_eq!(check("document:a#viewer@user:tom"), Ok(()));
         assert_eq!(check("document:a#viewer@group:eng#member"), Ok(()));
         assert_eq!(check("document:a#public@user:*"), Ok(()));
+        assert_eq!(
+            check("document:a#weekday_viewer@user:tom[on_weekday]"),
+            Ok(())
+        );
+        assert_eq!(
+            check(r#"document:a#weekday_viewer@user:tom[on_weekday:{"hour":"9"}]"#),
+            Ok(()),
+            "numeric strings convert"
+        );
     }
 
     #[test]
@@ -198,6 +262,9 @@ mod tests {
             ("document:a#viewer@group:eng", "subjects of type `group` are not allowed on relation `document#viewer`; did you mean `group#member`?"),
             ("document:a#viewer@user:tom[expiration:2030-01-01T00:00:00Z]", "subjects of type `user with expiration` are not allowed on relation `document#viewer`"),
             ("document:a#viewer@user:tom[somecaveat]", "subjects of type `user with somecaveat` are not allowed on relation `document#viewer`"),
+            ("document:a#weekday_viewer@user:tom", "subjects of type `user` are not allowed on relation `document#weekday_viewer` without one of the following caveats: on_weekday"),
+            (r#"document:a#weekday_viewer@user:tom[on_weekday:{"minute":1}]"#, "unknown parameter `minute`"),
+            (r#"document:a#weekday_viewer@user:tom[on_weekday:{"hour":"nine"}]"#, "could not convert context parameter `hour`: for int: a int64 value is required, but found invalid string value `nine`"),
         ];
         for (input, expected) in cases {
             assert_eq!(check(input), Err(expected.to_string()), "{input}");

@@ -100,6 +100,8 @@ pub(crate) struct CaveatAst {
     pub parameters: Vec<ParameterAst>,
     /// The CEL expression from its first token to its last, verbatim.
     pub expression: String,
+    /// Byte offset of the expression in the schema text.
+    pub expression_start: usize,
 }
 
 pub(crate) struct ParameterAst {

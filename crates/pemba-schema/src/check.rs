@@ -18,16 +18,19 @@
 //! walked subject types has (SpiceDB only warns about that).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use pemba_caveats::{Caveat, CompileError, Diagnostic};
 
 use crate::ast::{
     CaveatAst, DefinitionAst, Expr, Item, MemberAst, Name, PermissionAst, RelationAst, Schema,
     SubjectAst, SubjectKindAst, TypeAst,
 };
-use crate::error::{ErrorKind, Hint, Located, NameKind};
+use crate::error::{line_col, ErrorKind, Hint, Located, NameKind};
 use crate::lexer::{Lexer, TokenKind};
 use crate::model::{
-    AllowedSubject, AllowedSubjectKind, Arrow, CaveatDefinition, CompiledSchema, Definition,
-    Member, Permission, Relation, Rewrite,
+    AllowedSubject, AllowedSubjectKind, Arrow, CaveatDefinition, CompiledCaveat, CompiledSchema,
+    Definition, Member, Permission, Relation, Rewrite,
 };
 use crate::names::{object_type_problem, parameter_name_problem, relation_name_problem, suggest};
 
@@ -42,7 +45,7 @@ pub(crate) fn check(schema: &Schema, text: &str) -> Result<CompiledSchema, Locat
         checker.check_caveat(caveat);
     }
     let Some(first) = checker.errors.iter().min_by_key(|e| e.error.offset) else {
-        return Ok(lower(schema));
+        return Ok(lower(schema, &checker.compiled_caveats));
     };
     let mut error = first.error.clone();
     if let Some((name, candidates)) = first.suggest {
@@ -83,6 +86,9 @@ struct Checker<'a> {
     /// Byte offsets at which lines 2, 3, … start.
     line_starts: Vec<usize>,
     errors: Vec<Pending<'a>>,
+    text: &'a str,
+    /// Caveats whose expressions compiled, by name.
+    compiled_caveats: HashMap<String, CompiledCaveat>,
 }
 
 impl<'a> Checker<'a> {
@@ -95,6 +101,8 @@ impl<'a> Checker<'a> {
             caveats: HashMap::new(),
             line_starts: text.match_indices('\n').map(|(i, _)| i + 1).collect(),
             errors: Vec::new(),
+            text,
+            compiled_caveats: HashMap::new(),
         };
         for item in &schema.items {
             match item {
@@ -505,8 +513,61 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Rule 6.
+    /// Rule 6, then rule 7: the expression compiles and type-checks over the parameters.
     fn check_caveat(&mut self, caveat: &'a CaveatAst) {
+        let errors_before = self.errors.len();
+        self.check_caveat_parameters(caveat);
+        if self.errors.len() > errors_before {
+            return;
+        }
+        let parameters: Vec<(String, String)> = caveat
+            .parameters
+            .iter()
+            .map(|p| (p.name.text.clone(), p.ty.to_string()))
+            .collect();
+        match Caveat::compile(&caveat.name.text, &parameters, &caveat.expression) {
+            Ok(compiled) => {
+                self.compiled_caveats
+                    .insert(caveat.name.text.clone(), CompiledCaveat(Arc::new(compiled)));
+            }
+            Err(error) => {
+                let detail = self.caveat_error_detail(caveat, error);
+                let kind = ErrorKind::InvalidCaveatExpression {
+                    caveat: caveat.name.text.clone(),
+                    detail,
+                };
+                self.errors.push(Pending {
+                    error: Located::new(caveat.expression_start, kind),
+                    suggest: None,
+                });
+            }
+        }
+    }
+
+    /// SpiceDB's report of a caveat compile error: cel-go's errors with positions moved to where
+    /// the expression sits in the schema, and the caveat's name as the source name.
+    fn caveat_error_detail(&self, caveat: &CaveatAst, error: CompileError) -> String {
+        let CompileError::Expression(diagnostics) = error else {
+            return error.to_string();
+        };
+        let (start_line, start_column) = line_col(self.text, caveat.expression_start);
+        let moved: Vec<Diagnostic> = diagnostics
+            .into_iter()
+            .map(|d| Diagnostic {
+                column: if d.line == 1 {
+                    start_column - 1 + d.column
+                } else {
+                    d.column
+                },
+                line: start_line - 1 + d.line,
+                message: d.message,
+            })
+            .collect();
+        Diagnostic::display_all(&moved, &caveat.name.text, Some(&caveat.expression))
+    }
+
+    /// Rule 6.
+    fn check_caveat_parameters(&mut self, caveat: &'a CaveatAst) {
         let referenced = referenced_identifiers(&caveat.expression);
         let mut seen = HashSet::new();
         for parameter in &caveat.parameters {
@@ -608,8 +669,8 @@ fn referenced_identifiers(expression: &str) -> HashSet<&str> {
 
 // ---- lowering
 
-/// The model of a schema that passed every check.
-fn lower(schema: &Schema) -> CompiledSchema {
+/// The model of a schema that passed every check, with its compiled caveats.
+fn lower(schema: &Schema, compiled_caveats: &HashMap<String, CompiledCaveat>) -> CompiledSchema {
     let mut definitions = Vec::new();
     let mut caveats = Vec::new();
     for item in &schema.items {
@@ -624,6 +685,7 @@ fn lower(schema: &Schema) -> CompiledSchema {
                     .map(|p| (p.name.text.clone(), p.ty.to_string()))
                     .collect(),
                 expression: c.expression.clone(),
+                compiled: compiled_caveats[&c.name.text].clone(),
             }),
         }
     }

@@ -248,6 +248,9 @@ pub enum ErrorKind {
     },
     #[error("parameter '{name}' of caveat '{caveat}' is not used in its expression")]
     UnusedParameter { name: String, caveat: String },
+    /// The caveat's CEL expression does not parse or type-check; `detail` is cel-go's report.
+    #[error("invalid expression for caveat `{caveat}`: {detail}")]
+    InvalidCaveatExpression { caveat: String, detail: String },
 }
 
 impl ErrorKind {

@@ -5,8 +5,8 @@
 //! schema back in SpiceDB's canonical style; compiling that text gives back an equal schema.
 //!
 //! The whole language is supported except imports, partials, `use self` / `self` and permission
-//! type annotations, which are rejected as not supported. Caveat expressions (CEL) are kept as
-//! text: their parameters are checked, their syntax and types are not.
+//! type annotations, which are rejected as not supported. Caveat expressions (CEL) are compiled
+//! and type-checked by `pemba-caveats`.
 //!
 //! Pipeline: `lexer` (tokens, statement-ending line breaks, comments) → `parser` (the syntax tree
 //! in `ast`) → `check` (SpiceDB's validation rules, then lowering to the model). `printer` goes
@@ -23,8 +23,8 @@ mod printer;
 
 pub use error::{ErrorKind, Hint, NameKind, SchemaError};
 pub use model::{
-    AllowedSubject, AllowedSubjectKind, Arrow, ArrowFunction, CaveatDefinition, CompiledSchema,
-    Definition, Member, Permission, Relation, Rewrite,
+    AllowedSubject, AllowedSubjectKind, Arrow, ArrowFunction, CaveatDefinition, CompiledCaveat,
+    CompiledSchema, Definition, Member, Permission, Relation, Rewrite,
 };
 
 /// Deepest nesting accepted in a permission expression (parentheses, and operations within

@@ -5,6 +5,9 @@
 //! arrows only walk relations (never permissions) that allow no wildcard.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pemba_caveats::Caveat;
 
 /// A whole schema: object definitions and caveat definitions, in source order.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,22 +39,14 @@ impl CompiledSchema {
         }
     }
 
+    pub fn caveat(&self, name: &str) -> Option<&CaveatDefinition> {
+        self.caveats.iter().find(|c| c.name == name)
+    }
+
     pub fn definition(&self, name: &str) -> Option<&Definition> {
         self.definition_index
             .get(name)
             .map(|&i| &self.definitions[i])
-    }
-
-    /// True if any relation allows a caveat or an expiration (features of a later milestone).
-    pub fn uses_caveats_or_expiration(&self) -> bool {
-        !self.caveats.is_empty()
-            || self.uses_expiration
-            || self
-                .definitions
-                .iter()
-                .flat_map(|d| d.relations())
-                .flat_map(|r| &r.allowed)
-                .any(|a| a.caveat.is_some() || a.expiration)
     }
 }
 
@@ -188,7 +183,7 @@ pub enum ArrowFunction {
     All,
 }
 
-/// `caveat name(param type, …) { expression }`, kept as text until caveats are evaluated.
+/// `caveat name(param type, …) { expression }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaveatDefinition {
     pub name: String,
@@ -197,4 +192,20 @@ pub struct CaveatDefinition {
     pub parameters: Vec<(String, String)>,
     /// The CEL expression between the braces, verbatim.
     pub expression: String,
+    /// The expression compiled and type-checked over the parameters.
+    pub compiled: CompiledCaveat,
 }
+
+/// A compiled caveat, shared by every clone of the schema. It is a function of the definition's
+/// parameters and expression, so definitions equal in those are equal in this too: equality
+/// has nothing to compare here.
+#[derive(Debug, Clone)]
+pub struct CompiledCaveat(pub Arc<Caveat>);
+
+impl PartialEq for CompiledCaveat {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CompiledCaveat {}

@@ -631,12 +631,13 @@ impl<'a> Parser<'a> {
         self.expect(TokenKind::LBrace, || {
             format!("'{{' after the parameters of caveat '{}'", name.text)
         })?;
-        let expression = self.caveat_expression(&name)?;
+        let (expression, expression_start) = self.caveat_expression(&name)?;
         Ok(CaveatAst {
             name,
             doc_comments,
             parameters,
             expression,
+            expression_start,
         })
     }
 
@@ -670,8 +671,8 @@ impl<'a> Parser<'a> {
     }
 
     /// The tokens up to the `}` matching the caveat's `{` (consumed), as verbatim text from the
-    /// first token to the last. Statement-ending line breaks are not part of it.
-    fn caveat_expression(&mut self, caveat: &Name) -> PResult<String> {
+    /// first token to the last, and its byte offset. Statement-ending line breaks are not part of it.
+    fn caveat_expression(&mut self, caveat: &Name) -> PResult<(String, usize)> {
         let mut open_braces = 0usize;
         let mut range: Option<Span> = None;
         loop {
@@ -697,6 +698,6 @@ impl<'a> Parser<'a> {
             return Err(self.error_here(ErrorKind::EmptyCaveatExpression(caveat.text.clone())));
         };
         self.bump()?;
-        Ok(self.slice(range).to_string())
+        Ok((self.slice(range).to_string(), range.start))
     }
 }

@@ -3,12 +3,15 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use pemba_engine::{Engine, ExpandMode, ExpandNode, ExpandTree, Permissionship, SetOperation};
+use pemba_engine::{
+    Engine, ExpandMode, ExpandNode, ExpandTree, FoundSubject, Permissionship, SetOperation,
+};
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_server::PermissionsService;
 use pemba_proto::google::rpc;
 use pemba_store::{key_of, Precondition, RelationshipFilter, UpdateOperation, WriteCommand};
 use pemba_types::{Relationship, Revision};
+use serde_json::{Map, Value as Json};
 use tokio::time::Instant;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
@@ -35,13 +38,28 @@ impl Permissions {
 }
 
 fn permissionship_to_api(p: &Permissionship) -> api::check_permission_response::Permissionship {
+    use api::check_permission_response::Permissionship as Api;
     match p {
-        Permissionship::HasPermission => {
-            api::check_permission_response::Permissionship::HasPermission
-        }
-        Permissionship::NoPermission => {
-            api::check_permission_response::Permissionship::NoPermission
-        }
+        Permissionship::HasPermission => Api::HasPermission,
+        Permissionship::NoPermission => Api::NoPermission,
+        Permissionship::Conditional { .. } => Api::ConditionalPermission,
+    }
+}
+
+fn lookup_permissionship_to_api(p: &Permissionship) -> api::LookupPermissionship {
+    match p {
+        Permissionship::Conditional { .. } => api::LookupPermissionship::ConditionalPermission,
+        _ => api::LookupPermissionship::HasPermission,
+    }
+}
+
+/// The context names a conditional answer is missing, for `partial_caveat_info`.
+fn partial_caveat_info(p: &Permissionship) -> Option<api::PartialCaveatInfo> {
+    match p {
+        Permissionship::Conditional { missing_context } => Some(api::PartialCaveatInfo {
+            missing_required_context: missing_context.clone(),
+        }),
+        _ => None,
     }
 }
 
@@ -73,14 +91,23 @@ fn tree_to_api(tree: &ExpandTree) -> api::PermissionRelationshipTree {
     }
 }
 
-/// Rejects a request carrying a caveat context: caveats are not evaluated yet.
-fn no_context(context: Option<&pemba_proto::prost_types::Struct>) -> Result<(), Status> {
-    match context {
-        Some(c) if !c.fields.is_empty() => Err(Status::unimplemented(
-            "caveat context is not supported yet: Pemba does not evaluate caveats",
-        )),
-        _ => Ok(()),
+/// SpiceDB's default limit on the encoded size of a request's caveat context.
+const MAX_REQUEST_CONTEXT_BYTES: usize = 4096;
+
+/// A request's caveat context as JSON, refused if its encoding exceeds SpiceDB's limit.
+fn request_context(
+    context: Option<&pemba_proto::prost_types::Struct>,
+) -> Result<Map<String, Json>, Status> {
+    let Some(context) = context else {
+        return Ok(Map::new());
+    };
+    let size = prost::Message::encoded_len(context);
+    if size > MAX_REQUEST_CONTEXT_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "request caveat context should have less than {MAX_REQUEST_CONTEXT_BYTES} bytes but had {size}"
+        )));
     }
+    Ok(pemba_proto::convert::struct_to_json(context))
 }
 
 /// SpiceDB's error for an `optional_limit` above the maximum.
@@ -153,9 +180,9 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<api::CheckPermissionResponse>, Status> {
         let deadline = self.node.deadline(&request);
         let r = request.into_inner();
-        no_context(r.context.as_ref())?;
         let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
-        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let context = request_context(r.context.as_ref())?;
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
         let answer = self.check_one(
             &engine,
             r.resource.as_ref(),
@@ -165,6 +192,7 @@ impl PermissionsService for Permissions {
         Ok(Response::new(api::CheckPermissionResponse {
             checked_at: Some(self.node.token(snapshot.revision())),
             permissionship: permissionship_to_api(&answer) as i32,
+            partial_caveat_info: partial_caveat_info(&answer),
             ..Default::default()
         }))
     }
@@ -197,21 +225,23 @@ impl PermissionsService for Permissions {
             })
             .collect::<Result<Vec<_>, Status>>()?;
         let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
-        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let schema = snapshot.compiled_schema();
         let pairs = r
             .items
             .into_iter()
             .zip(parsed)
             .map(|(item, (resource, permission, subject))| {
                 use api::check_bulk_permissions_pair::Response as PairResponse;
-                let answer = no_context(item.context.as_ref()).and_then(|()| {
-                    engine
+                let answer = request_context(item.context.as_ref()).and_then(|context| {
+                    Engine::new(schema, &snapshot)
+                        .with_context(context)
                         .check(&resource, &permission, &subject)
                         .map_err(status::engine)
                 });
                 let response = match answer {
                     Ok(p) => PairResponse::Item(api::CheckBulkPermissionsResponseItem {
                         permissionship: permissionship_to_api(&p) as i32,
+                        partial_caveat_info: partial_caveat_info(&p),
                         ..Default::default()
                     }),
                     Err(s) => PairResponse::Error(rpc::Status {
@@ -257,8 +287,13 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::LookupResourcesStream>, Status> {
         let deadline = self.node.deadline(&request);
         let r = request.into_inner();
-        no_context(r.context.as_ref())?;
         self.check_limit(r.optional_limit, self.node.limits.max_read_page)?;
+        // As in SpiceDB, the context of LookupResources has no size limit.
+        let context = r
+            .context
+            .as_ref()
+            .map(pemba_proto::convert::struct_to_json)
+            .unwrap_or_default();
         let after = r
             .optional_cursor
             .as_ref()
@@ -275,7 +310,7 @@ impl PermissionsService for Permissions {
         let permission = convert::permission("permission", &r.permission)?;
         let subject = convert::subject("subject", r.subject.as_ref())?;
         let resource_type = &r.resource_object_type;
-        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
         let found = engine
             .lookup_resources(resource_type, &permission, &subject)
             .map_err(status::engine)?;
@@ -288,14 +323,14 @@ impl PermissionsService for Permissions {
         let token = self.node.token(revision);
         let items = found
             .into_iter()
-            .filter(|id| after.as_ref().is_none_or(|(_, last)| id > last))
+            .filter(|(id, _)| after.as_ref().is_none_or(|(_, last)| id > last))
             .take(limit)
-            .map(|id| api::LookupResourcesResponse {
+            .map(|(id, permissionship)| api::LookupResourcesResponse {
                 looked_up_at: Some(token.clone()),
                 after_result_cursor: Some(cursor::encode_lookup(revision, &id)),
                 resource_object_id: id,
-                permissionship: api::LookupPermissionship::HasPermission as i32,
-                partial_caveat_info: None,
+                permissionship: lookup_permissionship_to_api(&permissionship) as i32,
+                partial_caveat_info: partial_caveat_info(&permissionship),
             })
             .collect();
         Ok(Response::new(stream_of(items)))
@@ -307,7 +342,7 @@ impl PermissionsService for Permissions {
     ) -> Result<Response<Self::LookupSubjectsStream>, Status> {
         let deadline = self.node.deadline(&request);
         let r = request.into_inner();
-        no_context(r.context.as_ref())?;
+        let context = request_context(r.context.as_ref())?;
         // As in SpiceDB, which answers every subject in one stream and pages nothing.
         if r.optional_concrete_limit != 0 {
             return Err(Status::unimplemented("concrete limit is not yet supported"));
@@ -318,7 +353,7 @@ impl PermissionsService for Permissions {
         let subject_relation = (!r.optional_subject_relation.is_empty())
             .then(|| convert::relation("optional_subject_relation", &r.optional_subject_relation))
             .transpose()?;
-        let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+        let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
         let found = engine
             .lookup_subjects(
                 &resource,
@@ -330,11 +365,10 @@ impl PermissionsService for Permissions {
         let exclude_wildcards = r.wildcard_option
             == api::lookup_subjects_request::WildcardOption::ExcludeWildcards as i32;
         let token = self.node.token(snapshot.revision());
-        let has = api::LookupPermissionship::HasPermission as i32;
-        let resolved = |id: &str| api::ResolvedSubject {
-            subject_object_id: id.to_string(),
-            permissionship: has,
-            partial_caveat_info: None,
+        let resolved = |f: &FoundSubject| api::ResolvedSubject {
+            subject_object_id: f.subject_id.clone(),
+            permissionship: lookup_permissionship_to_api(&f.permissionship) as i32,
+            partial_caveat_info: partial_caveat_info(&f.permissionship),
         };
         #[allow(deprecated)]
         let items = found
@@ -343,15 +377,15 @@ impl PermissionsService for Permissions {
             .map(|f| api::LookupSubjectsResponse {
                 looked_up_at: Some(token.clone()),
                 subject_object_id: f.subject_id.clone(),
-                excluded_subject_ids: f.excluded_subject_ids.clone(),
-                permissionship: has,
-                partial_caveat_info: None,
-                subject: Some(resolved(&f.subject_id)),
-                excluded_subjects: f
-                    .excluded_subject_ids
+                excluded_subject_ids: f
+                    .excluded_subjects
                     .iter()
-                    .map(|id| resolved(id))
+                    .map(|e| e.subject_id.clone())
                     .collect(),
+                permissionship: lookup_permissionship_to_api(&f.permissionship) as i32,
+                partial_caveat_info: partial_caveat_info(&f.permissionship),
+                subject: Some(resolved(&f)),
+                excluded_subjects: f.excluded_subjects.iter().map(resolved).collect(),
                 after_result_cursor: None,
             })
             .collect();

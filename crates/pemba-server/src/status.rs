@@ -16,8 +16,11 @@ pub fn engine(e: EngineError) -> Status {
         }
         EngineError::UnknownDefinition(_)
         | EngineError::UnknownRelation { .. }
-        | EngineError::MaxDepthExceeded
-        | EngineError::CaveatsUnsupported(_) => Status::failed_precondition(e.to_string()),
+        | EngineError::MaxDepthExceeded => Status::failed_precondition(e.to_string()),
+        EngineError::UnknownCaveat(name) => {
+            Status::failed_precondition(format!("caveat with name `{name}` not found"))
+        }
+        EngineError::Caveat(_) => Status::invalid_argument(e.to_string()),
         EngineError::Snapshot(_) => Status::internal(e.to_string()),
     }
 }

@@ -26,11 +26,15 @@ fn mentioned(
     relationships: &[Relationship],
     assertions: &Assertions,
 ) -> (BTreeSet<ObjectRef>, BTreeSet<SubjectRef>) {
-    let asserted = [&assertions.assert_true, &assertions.assert_false]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|a| Relationship::parse(a).ok());
+    let asserted = [
+        &assertions.assert_true,
+        &assertions.assert_caveated,
+        &assertions.assert_false,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .filter_map(|a| crate::parse_assertion(a).ok().map(|(r, _)| r));
     let mut objects = BTreeSet::new();
     let mut subjects = BTreeSet::new();
     for r in relationships.iter().cloned().chain(asserted) {
@@ -44,6 +48,46 @@ fn mentioned(
     }
     subjects.extend(objects.iter().map(|o| SubjectRef::new(o.clone(), None)));
     (objects, subjects)
+}
+
+/// An answer with the missing context names left out: lookups and Check must agree on this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    No,
+    Has,
+    Conditional,
+}
+
+impl Answer {
+    fn of(permissionship: &Permissionship) -> Answer {
+        match permissionship {
+            Permissionship::NoPermission => Answer::No,
+            Permissionship::HasPermission => Answer::Has,
+            Permissionship::Conditional { .. } => Answer::Conditional,
+        }
+    }
+}
+
+/// What LookupSubjects says of `id`: its own entry, else what the wildcard grants it (an exclusion
+/// takes it away, surely or conditionally).
+fn listed_answer(found: &[FoundSubject], id: &str) -> Answer {
+    if let Some(entry) = found.iter().find(|f| f.subject_id == id) {
+        return Answer::of(&entry.permissionship);
+    }
+    let Some(wildcard) = found.iter().find(|f| f.subject_id == WILDCARD_ID) else {
+        return Answer::No;
+    };
+    match wildcard
+        .excluded_subjects
+        .iter()
+        .find(|e| e.subject_id == id)
+    {
+        None => Answer::of(&wildcard.permissionship),
+        Some(excluded) => match excluded.permissionship {
+            Permissionship::Conditional { .. } => Answer::Conditional,
+            _ => Answer::No,
+        },
+    }
 }
 
 pub fn cross_check<S: RelationshipSnapshot>(
@@ -60,8 +104,10 @@ pub fn cross_check<S: RelationshipSnapshot>(
     };
     let subjects: Vec<&SubjectRef> = subjects.iter().filter(|s| subject_is_valid(s)).collect();
 
-    let mut resources_cache: BTreeMap<ResourcesQuery, Result<Vec<String>, String>> =
-        BTreeMap::new();
+    let mut resources_cache: BTreeMap<
+        ResourcesQuery,
+        Result<Vec<(String, Permissionship)>, String>,
+    > = BTreeMap::new();
     let mut subjects_cache: BTreeMap<SubjectsQuery, Result<Vec<FoundSubject>, String>> =
         BTreeMap::new();
     let mut result = CrossCheck {
@@ -79,7 +125,7 @@ pub fn cross_check<S: RelationshipSnapshot>(
                 result.checks += 1;
                 let triple = format!("{resource}#{permission}@{subject}");
                 let checked = match engine.check(resource, permission, subject) {
-                    Ok(answer) => answer == Permissionship::HasPermission,
+                    Ok(answer) => Answer::of(&answer),
                     Err(e) => {
                         result
                             .failures
@@ -99,18 +145,18 @@ pub fn cross_check<S: RelationshipSnapshot>(
                         .map_err(|e| e.to_string())
                 });
                 match resources {
-                    Ok(ids) if ids.contains(&resource.object_id) != checked => {
-                        result.failures.push(format!(
-                            "check `{triple}` says {checked} but LookupResources {} `{}`",
-                            if checked {
-                                "does not return"
-                            } else {
-                                "returns"
-                            },
-                            resource.object_id
-                        ))
+                    Ok(found) => {
+                        let looked_up = found
+                            .iter()
+                            .find(|(id, _)| *id == resource.object_id)
+                            .map_or(Answer::No, |(_, p)| Answer::of(p));
+                        if looked_up != checked {
+                            result.failures.push(format!(
+                                "check `{triple}` says {checked:?} but LookupResources says {looked_up:?} for `{}`",
+                                resource.object_id
+                            ));
+                        }
                     }
-                    Ok(_) => {}
                     Err(e) => result
                         .failures
                         .push(format!("LookupResources for `{triple}` failed: {e}")),
@@ -135,19 +181,10 @@ pub fn cross_check<S: RelationshipSnapshot>(
                 match found {
                     Ok(found) => {
                         let id = &subject.object.object_id;
-                        let listed = found.iter().any(|f| {
-                            f.subject_id == *id
-                                || (f.subject_id == WILDCARD_ID
-                                    && !f.excluded_subject_ids.contains(id))
-                        });
+                        let listed = listed_answer(found, id);
                         if listed != checked {
                             result.failures.push(format!(
-                                "check `{triple}` says {checked} but LookupSubjects {} `{id}`",
-                                if checked {
-                                    "does not return"
-                                } else {
-                                    "returns"
-                                }
+                                "check `{triple}` says {checked:?} but LookupSubjects says {listed:?} for `{id}`"
                             ));
                         }
                     }

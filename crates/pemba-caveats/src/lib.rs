@@ -1,0 +1,17 @@
+//! SpiceDB's caveats for Pemba: typed parameters, CEL expressions compiled and type-checked with
+//! the `cel` library, and evaluation that reports which parameters are missing instead of guessing.
+//!
+//! A caveat is compiled once, when its schema is compiled; evaluation takes the context written on
+//! the relationship and the context of the request (the written one wins) and gives a [`Truth`]:
+//! true, false, or partial with the names of the parameters it needs.
+
+mod caveat;
+mod error;
+mod ipaddress;
+mod typecheck;
+mod types;
+
+pub use caveat::{Caveat, Truth};
+pub use error::{CompileError, Diagnostic, EvaluationError};
+pub use ipaddress::IpAddress;
+pub use types::ParameterType;

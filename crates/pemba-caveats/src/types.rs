@@ -1,0 +1,430 @@
+//! Caveat parameter types (SpiceDB's `int`, `list<string>`, `ipaddress`, …) and the conversion of
+//! JSON context values into typed CEL values.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use cel::objects::{Key, Map};
+use cel::Value;
+use serde_json::Value as Json;
+
+use crate::ipaddress::IpAddress;
+
+/// The type of one caveat parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParameterType {
+    Any,
+    Bool,
+    Bytes,
+    Double,
+    Duration,
+    Int,
+    IpAddress,
+    String,
+    Timestamp,
+    Uint,
+    List(Box<ParameterType>),
+    Map(Box<ParameterType>),
+}
+
+impl ParameterType {
+    /// Parses a type as the schema writes it: `int`, `list<string>`, `map<list<int>>`.
+    /// Returns `None` for an unknown name or a wrong number of type arguments.
+    pub fn parse(text: &str) -> Option<ParameterType> {
+        let text = text.trim();
+        let (name, argument) = match text.split_once('<') {
+            Some((name, rest)) => (name.trim(), Some(rest.strip_suffix('>')?)),
+            None => (text, None),
+        };
+        let simple = match name {
+            "any" => ParameterType::Any,
+            "bool" => ParameterType::Bool,
+            "bytes" => ParameterType::Bytes,
+            "double" => ParameterType::Double,
+            "duration" => ParameterType::Duration,
+            "int" => ParameterType::Int,
+            "ipaddress" => ParameterType::IpAddress,
+            "string" => ParameterType::String,
+            "timestamp" => ParameterType::Timestamp,
+            "uint" => ParameterType::Uint,
+            "list" => return Some(ParameterType::List(Box::new(Self::parse(argument?)?))),
+            "map" => return Some(ParameterType::Map(Box::new(Self::parse(argument?)?))),
+            _ => return None,
+        };
+        argument.is_none().then_some(simple)
+    }
+
+    /// Converts one context value to this type exactly as SpiceDB converts the values of a
+    /// `google.protobuf.Struct` (numbers are doubles; numeric types also accept numeric strings;
+    /// bytes are base64; durations use Go's syntax; timestamps are RFC 3339). The error message is
+    /// SpiceDB's, word for word.
+    pub fn convert(&self, value: &Json) -> Result<Value, String> {
+        self.convert_unlabelled(value)
+            .map_err(|message| format!("for {self}: {message}"))
+    }
+
+    /// [`ParameterType::convert`] without the `for <type>: ` SpiceDB puts before each message.
+    fn convert_unlabelled(&self, value: &Json) -> Result<Value, String> {
+        match self {
+            ParameterType::Any => Ok(any_value(value)),
+            ParameterType::Bool => match value {
+                Json::Bool(b) => Ok(Value::Bool(*b)),
+                _ => Err(required("bool", value)),
+            },
+            ParameterType::String => match value {
+                Json::String(s) => Ok(Value::String(Arc::new(s.clone()))),
+                _ => Err(required("string", value)),
+            },
+            ParameterType::Int => {
+                let number = numeric("int64", value)?;
+                whole(number)
+                    .map(|n| Value::Int(n as i64))
+                    .ok_or_else(|| format!("a int value is required, but found numeric value `{}`", go_big_float(number)))
+            }
+            ParameterType::Uint => {
+                let number = numeric("uint64", value)?;
+                match whole(number) {
+                    None => Err(format!("a uint value is required, but found numeric value `{}`", go_big_float(number))),
+                    Some(n) if n < 0.0 => Err(format!("a uint value is required, but found int64 value `{}`", go_big_float(number))),
+                    // SpiceDB declares `uint` parameters as CEL ints.
+                    Some(n) => Ok(Value::Int(n as i64)),
+                }
+            }
+            ParameterType::Double => numeric("float64", value).map(Value::Float),
+            ParameterType::Bytes => match value {
+                Json::String(s) => base64_decode(s)
+                    .map(|bytes| Value::Bytes(Arc::new(bytes)))
+                    .ok_or_else(|| format!("bytes requires a base64 encoded string: illegal base64 data in `{s}`")),
+                _ => Err(format!("bytes requires a base64 unicode string, found: {} `{}`", go_type(value), go_value(value))),
+            },
+            ParameterType::Duration => match value {
+                Json::String(s) => parse_go_duration(s)
+                    .map(Value::Duration)
+                    .ok_or_else(|| format!("could not parse duration string `{s}`: time: invalid duration \"{s}\"")),
+                _ => Err(format!("durations requires a duration string, found: {}", go_type(value))),
+            },
+            ParameterType::Timestamp => match value {
+                Json::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                    .map(Value::Timestamp)
+                    .map_err(|_| format!("could not parse RFC 3339 formatted timestamp string `{s}`: parsing time \"{s}\" as \"2006-01-02T15:04:05Z07:00\": cannot parse")),
+                _ => Err(format!("timestamps requires a RFC 3339 formatted timestamp string, found: {} `{}`", go_type(value), go_value(value))),
+            },
+            ParameterType::IpAddress => match value {
+                Json::String(s) => IpAddress::parse(s)
+                    .map(|ip| Value::Opaque(Arc::new(ip)))
+                    .ok_or_else(|| format!("could not parse ip address string `{s}`: ParseAddr(\"{s}\"): unable to parse IP")),
+                _ => Err(format!("ipaddress requires an ipaddress string, found: {} `{}`", go_type(value), go_value(value))),
+            },
+            ParameterType::List(element) => match value {
+                Json::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, item)| {
+                        element.convert(item).map_err(|e| {
+                            format!("found an invalid value for item at index {index}: {e}")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|items| Value::List(Arc::new(items))),
+                _ => Err(format!("list requires a list, found: {}", go_type(value))),
+            },
+            ParameterType::Map(element) => match value {
+                Json::Object(entries) => {
+                    let mut map = HashMap::with_capacity(entries.len());
+                    for (key, item) in entries {
+                        let converted = element
+                            .convert(item)
+                            .map_err(|e| format!("found an invalid value for key `{key}`: {e}"))?;
+                        map.insert(Key::String(Arc::new(key.clone())), converted);
+                    }
+                    Ok(Value::Map(Map { map: Arc::new(map) }))
+                }
+                _ => Err(format!("map requires a map, found: {}", go_type(value))),
+            },
+        }
+    }
+}
+
+/// SpiceDB's message for a value of the wrong JSON kind (`go_name` is the Go type it wanted).
+fn required(go_name: &str, value: &Json) -> String {
+    format!(
+        "a {go_name} value is required, but found {} `{}`",
+        go_type(value),
+        go_value(value)
+    )
+}
+
+/// A number, or a string holding one, as SpiceDB's numeric conversion accepts them.
+fn numeric(go_name: &str, value: &Json) -> Result<f64, String> {
+    match value {
+        Json::Number(n) => n.as_f64().ok_or_else(|| required(go_name, value)),
+        Json::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| {
+                format!("a {go_name} value is required, but found invalid string value `{s}`")
+            }),
+        _ => Err(required(go_name, value)),
+    }
+}
+
+/// `x` if it is a whole number that fits an i64.
+fn whole(x: f64) -> Option<f64> {
+    (x.fract() == 0.0 && x >= i64::MIN as f64 && x < i64::MAX as f64).then_some(x)
+}
+
+/// The Go type name `%T` prints for a value decoded from a `google.protobuf.Struct`.
+fn go_type(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "<nil>",
+        Json::Bool(_) => "bool",
+        Json::Number(_) => "float64",
+        Json::String(_) => "string",
+        Json::Array(_) => "[]interface {}",
+        Json::Object(_) => "map[string]interface {}",
+    }
+}
+
+/// The text Go's `%v` prints for such a value.
+fn go_value(value: &Json) -> String {
+    match value {
+        Json::Null => "<nil>".to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Number(n) => go_float(n.as_f64().unwrap_or(f64::NAN)),
+        Json::String(s) => s.clone(),
+        Json::Array(items) => format!(
+            "[{}]",
+            items.iter().map(go_value).collect::<Vec<_>>().join(" ")
+        ),
+        Json::Object(entries) => {
+            let mut keys: Vec<&String> = entries.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_value(&entries[k])))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+/// Go's `%v` of a float64 (`%g` with the shortest representation; exponent from 1e21).
+fn go_float(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e21 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1e21 || (x != 0.0 && x.abs() < 1e-4) {
+        let text = format!("{x:e}");
+        match text.split_once('e') {
+            Some((mantissa, exponent)) => {
+                let exponent: i32 = exponent.parse().unwrap_or(0);
+                format!(
+                    "{mantissa}e{}{:02}",
+                    if exponent < 0 { '-' } else { '+' },
+                    exponent.abs()
+                )
+            }
+            None => text,
+        }
+    } else {
+        format!("{x}")
+    }
+}
+
+/// `big.Float.String()`: `%.10g`.
+fn go_big_float(x: f64) -> String {
+    let rounded: f64 = format!("{x:.9e}").parse().unwrap_or(x);
+    go_float(rounded)
+}
+
+/// Standard base64 with padding, as Go's `base64.StdEncoding` decodes it.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (index, chunk) in bytes.chunks(4).enumerate() {
+        let last = index == bytes.len() / 4 - 1;
+        let padding = chunk.iter().rev().take_while(|&&b| b == b'=').count();
+        if padding > 2 || (padding > 0 && !last) {
+            return None;
+        }
+        let mut bits: u32 = 0;
+        for &b in &chunk[..4 - padding] {
+            let sextet = ALPHABET.iter().position(|&a| a == b)? as u32;
+            bits = bits << 6 | sextet;
+        }
+        bits <<= 6 * padding as u32;
+        let decoded = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
+        out.extend_from_slice(&decoded[..3 - padding]);
+    }
+    Some(out)
+}
+
+/// A JSON value as CEL sees an untyped (`any`) parameter: numbers are doubles, as in a
+/// `google.protobuf.Struct`.
+fn any_value(value: &Json) -> Value {
+    match value {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Json::String(s) => Value::String(Arc::new(s.clone())),
+        Json::Array(items) => Value::List(Arc::new(items.iter().map(any_value).collect())),
+        Json::Object(entries) => Value::Map(Map {
+            map: Arc::new(
+                entries
+                    .iter()
+                    .map(|(k, v)| (Key::String(Arc::new(k.clone())), any_value(v)))
+                    .collect(),
+            ),
+        }),
+    }
+}
+
+/// Parses Go's `time.ParseDuration` syntax: an optional sign, then one or more decimal numbers
+/// each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), e.g. `1h30m`, `1.5s`, `-300ms`.
+pub(crate) fn parse_go_duration(text: &str) -> Option<chrono::Duration> {
+    let (negative, mut rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Some(chrono::Duration::zero());
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total_nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..number_end];
+        if number.is_empty() || number == "." {
+            return None;
+        }
+        let number: f64 = number.parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total_nanos += number * nanos_per_unit;
+    }
+    if total_nanos > i64::MAX as f64 {
+        return None;
+    }
+    let nanos = total_nanos.round() as i64;
+    Some(chrono::Duration::nanoseconds(if negative {
+        -nanos
+    } else {
+        nanos
+    }))
+}
+
+/// SpiceDB's spelling of the type: `int`, `list<string>`, `map<any>`.
+impl fmt::Display for ParameterType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ParameterType::Any => "any",
+            ParameterType::Bool => "bool",
+            ParameterType::Bytes => "bytes",
+            ParameterType::Double => "double",
+            ParameterType::Duration => "duration",
+            ParameterType::Int => "int",
+            ParameterType::IpAddress => "ipaddress",
+            ParameterType::String => "string",
+            ParameterType::Timestamp => "timestamp",
+            ParameterType::Uint => "uint",
+            ParameterType::List(element) => return write!(f, "list<{element}>"),
+            ParameterType::Map(element) => return write!(f, "map<{element}>"),
+        };
+        f.write_str(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_and_prints_types() {
+        for text in ["int", "list<string>", "map<list<ipaddress>>", "any"] {
+            assert_eq!(ParameterType::parse(text).unwrap().to_string(), text);
+        }
+        for bad in ["integer", "list", "int<int>", "map<>", "list<int"] {
+            assert_eq!(ParameterType::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        let d = |s| parse_go_duration(s).map(|d| d.num_milliseconds());
+        assert_eq!(d("1h30m"), Some(5_400_000));
+        assert_eq!(d("1.5s"), Some(1500));
+        assert_eq!(d("-300ms"), Some(-300));
+        assert_eq!(d("0"), Some(0));
+        for bad in ["", "1", "h", "1x", "1.s.", "--1s"] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn converts_context_values() {
+        let int = |v: Json| ParameterType::Int.convert(&v);
+        assert_eq!(int(json!(42)), Ok(Value::Int(42)));
+        assert_eq!(int(json!(42.0)), Ok(Value::Int(42)));
+        assert_eq!(int(json!("42")), Ok(Value::Int(42)));
+        assert_eq!(
+            int(json!(4.5)),
+            Err("for int: a int value is required, but found numeric value `4.5`".to_string())
+        );
+        assert_eq!(
+            int(json!(true)),
+            Err("for int: a int64 value is required, but found bool `true`".to_string())
+        );
+        assert_eq!(
+            int(json!("x")),
+            Err(
+                "for int: a int64 value is required, but found invalid string value `x`"
+                    .to_string()
+            )
+        );
+        assert!(ParameterType::Uint.convert(&json!(-1)).is_err());
+        assert_eq!(
+            ParameterType::String.convert(&json!([1, 2.5])),
+            Err(
+                "for string: a string value is required, but found []interface {} `[1 2.5]`"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            ParameterType::Bytes.convert(&json!("aGk=")),
+            Ok(Value::Bytes(Arc::new(b"hi".to_vec())))
+        );
+        let list = ParameterType::parse("list<int>").unwrap();
+        assert_eq!(
+            list.convert(&json!([1, 2])).unwrap(),
+            Value::List(Arc::new(vec![Value::Int(1), Value::Int(2)]))
+        );
+        assert_eq!(
+            list.convert(&json!([1, true])),
+            Err("for list<int>: found an invalid value for item at index 1: for int: a int64 value is required, but found bool `true`".to_string())
+        );
+    }
+}
