@@ -218,8 +218,9 @@ enum Partial {
 
 /// Evaluates `expr`, treating the `missing` parameters as unknown. Logical operators absorb
 /// unknowns as CEL's partial evaluation does (`false && unknown` is false, `true || unknown` is
-/// true); any other expression that reads a missing parameter is unknown. Everything else is
-/// evaluated by the CEL library.
+/// true, and two unknown operands merge); any other expression that reads a missing parameter
+/// is unknown in the first one it reads, as cel-go reports it. Everything else is evaluated by
+/// the CEL library.
 fn partially_evaluate(expr: &IdedExpr, context: &Context, missing: &BTreeSet<&str>) -> Partial {
     if let Expr::Call(call) = &expr.expr {
         if call.target.is_none() {
@@ -253,12 +254,9 @@ fn partially_evaluate(expr: &IdedExpr, context: &Context, missing: &BTreeSet<&st
             }
         }
     }
-    let unknown: BTreeSet<String> = typecheck::free_variables(expr)
-        .into_iter()
-        .filter(|name| missing.contains(name.as_str()))
-        .collect();
-    if !unknown.is_empty() {
-        return Partial::Unknown(unknown);
+    // As in cel-go, an operation over unknown operands is unknown in its first unknown operand.
+    if let Some(name) = typecheck::first_free_variable(expr, &|name| missing.contains(name)) {
+        return Partial::Unknown(BTreeSet::from([name]));
     }
     match Value::resolve(expr, context) {
         Ok(value) => Partial::Known(value),
@@ -350,6 +348,19 @@ mod tests {
         assert_eq!(evaluate(&c, json!({"a": 1}), json!({})), Truth::True);
         assert_eq!(evaluate(&c, json!({"a": 2}), json!({})), partial(&["b"]));
         assert_eq!(evaluate(&c, json!({}), json!({})), partial(&["a", "b"]));
+        let c = caveat(
+            &[("level", "int"), ("required", "int")],
+            "level >= required",
+        );
+        assert_eq!(
+            evaluate(&c, json!({}), json!({})),
+            partial(&["level"]),
+            "the first unknown operand"
+        );
+        assert_eq!(
+            evaluate(&c, json!({"level": 1}), json!({})),
+            partial(&["required"])
+        );
         let c = caveat(&[("a", "int"), ("b", "int")], "a == 1 && b == 2");
         assert_eq!(evaluate(&c, json!({"b": 3}), json!({})), Truth::False);
         assert_eq!(evaluate(&c, json!({"b": 2}), json!({})), partial(&["a"]));

@@ -48,7 +48,7 @@ impl Diagnostic {
             self.column + 1,
             self.message
         );
-        let snippet = snippet_source.and_then(|s| s.lines().nth(self.line.wrapping_sub(1)));
+        let snippet = snippet_source.and_then(|s| s.split('\n').nth(self.line.wrapping_sub(1)));
         if let Some(line) = snippet {
             let line = line.replace('\t', " ");
             let dots = ".".repeat(self.column.min(line.chars().count()));

@@ -5,7 +5,7 @@
 //! Types the checker cannot know (`any` parameters, `dyn(…)`) are `dyn` and accepted anywhere, so
 //! the checker never refuses what CEL could evaluate; what it refuses, cel-go refuses too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use cel::common::ast::{operators, EntryExpr, Expr, IdedExpr, LiteralValue, SourceInfo};
@@ -113,55 +113,53 @@ pub(crate) fn check_boolean(
     Ok(())
 }
 
-/// The identifiers `expr` reads that are not bound by a comprehension inside it.
-pub(crate) fn free_variables(expr: &IdedExpr) -> BTreeSet<String> {
-    fn walk(expr: &IdedExpr, bound: &mut Vec<String>, found: &mut BTreeSet<String>) {
+/// The first identifier `expr` reads, in evaluation order (a call's target, then its arguments,
+/// left to right), that is not bound by a comprehension inside it and satisfies `wanted`.
+pub(crate) fn first_free_variable(
+    expr: &IdedExpr,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    fn walk(
+        expr: &IdedExpr,
+        bound: &mut Vec<String>,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Option<String> {
         match &expr.expr {
-            Expr::Ident(name) => {
-                if !bound.contains(name) {
-                    found.insert(name.clone());
+            Expr::Ident(name) => (!bound.contains(name) && wanted(name)).then(|| name.clone()),
+            Expr::Call(call) => call
+                .target
+                .iter()
+                .map(|target| &**target)
+                .chain(&call.args)
+                .find_map(|e| walk(e, bound, wanted)),
+            Expr::Select(select) => walk(&select.operand, bound, wanted),
+            Expr::List(list) => list.elements.iter().find_map(|e| walk(e, bound, wanted)),
+            Expr::Map(map) => map.entries.iter().find_map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(entry) => {
+                    walk(&entry.key, bound, wanted).or_else(|| walk(&entry.value, bound, wanted))
                 }
-            }
-            Expr::Call(call) => {
-                if let Some(target) = &call.target {
-                    walk(target, bound, found);
-                }
-                for arg in &call.args {
-                    walk(arg, bound, found);
-                }
-            }
-            Expr::Select(select) => walk(&select.operand, bound, found),
-            Expr::List(list) => {
-                for element in &list.elements {
-                    walk(element, bound, found);
-                }
-            }
-            Expr::Map(map) => {
-                for entry in &map.entries {
-                    if let EntryExpr::MapEntry(entry) = &entry.expr {
-                        walk(&entry.key, bound, found);
-                        walk(&entry.value, bound, found);
-                    }
-                }
-            }
+                EntryExpr::StructField(_) => None,
+            }),
             Expr::Comprehension(c) => {
-                walk(&c.iter_range, bound, found);
-                walk(&c.accu_init, bound, found);
+                if let Some(found) =
+                    walk(&c.iter_range, bound, wanted).or_else(|| walk(&c.accu_init, bound, wanted))
+                {
+                    return Some(found);
+                }
                 let depth = bound.len();
                 bound.push(c.iter_var.clone());
                 bound.extend(c.iter_var2.clone());
                 bound.push(c.accu_var.clone());
-                walk(&c.loop_cond, bound, found);
-                walk(&c.loop_step, bound, found);
-                walk(&c.result, bound, found);
+                let found = [&c.loop_cond, &c.loop_step, &c.result]
+                    .into_iter()
+                    .find_map(|e| walk(e, bound, wanted));
                 bound.truncate(depth);
+                found
             }
-            Expr::Struct(_) | Expr::Literal(_) | Expr::Unspecified => {}
+            Expr::Struct(_) | Expr::Literal(_) | Expr::Unspecified => None,
         }
     }
-    let mut found = BTreeSet::new();
-    walk(expr, &mut Vec::new(), &mut found);
-    found
+    walk(expr, &mut Vec::new(), wanted)
 }
 
 struct Checker<'a> {
@@ -184,12 +182,20 @@ impl Checker<'_> {
         CompileError::Expression(vec![diagnostic_at(self.source, offset, message)])
     }
 
-    fn no_overload(&self, expr: &IdedExpr, function: &str, args: &[Ty]) -> CompileError {
+    /// cel-go's message: `'(int, string)'` for a function, `'int.(string)'` for a method.
+    fn no_overload(
+        &self,
+        expr: &IdedExpr,
+        function: &str,
+        target: Option<&Ty>,
+        args: &[Ty],
+    ) -> CompileError {
         let args: Vec<String> = args.iter().map(Ty::to_string).collect();
+        let receiver = target.map(|t| format!("{t}.")).unwrap_or_default();
         self.error(
             expr,
             format!(
-                "found no matching overload for '{function}' applied to '({})'",
+                "found no matching overload for '{function}' applied to '{receiver}({})'",
                 args.join(", ")
             ),
         )
@@ -465,7 +471,7 @@ impl Checker<'_> {
                 ))
             }
         };
-        result.ok_or_else(|| self.no_overload(expr, function, &all))
+        result.ok_or_else(|| self.no_overload(expr, function, target.as_ref(), &args))
     }
 }
 

@@ -95,7 +95,7 @@ impl ParameterType {
             ParameterType::Bytes => match value {
                 Json::String(s) => base64_decode(s)
                     .map(|bytes| Value::Bytes(Arc::new(bytes)))
-                    .ok_or_else(|| format!("bytes requires a base64 encoded string: illegal base64 data in `{s}`")),
+                    .map_err(|offset| format!("bytes requires a base64 encoded string: illegal base64 data at input byte {offset}")),
                 _ => Err(format!("bytes requires a base64 unicode string, found: {} `{}`", go_type(value), go_value(value))),
             },
             ParameterType::Duration => match value {
@@ -105,9 +105,13 @@ impl ParameterType {
                 _ => Err(format!("durations requires a duration string, found: {}", go_type(value))),
             },
             ParameterType::Timestamp => match value {
-                Json::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                Json::String(s) => check_go_rfc3339(s)
+                    .and_then(|()| {
+                        chrono::DateTime::parse_from_rfc3339(s)
+                            .map_err(|e| format!("parsing time \"{s}\": {e}"))
+                    })
                     .map(Value::Timestamp)
-                    .map_err(|_| format!("could not parse RFC 3339 formatted timestamp string `{s}`: parsing time \"{s}\" as \"2006-01-02T15:04:05Z07:00\": cannot parse")),
+                    .map_err(|e| format!("could not parse RFC 3339 formatted timestamp string `{s}`: {e}")),
                 _ => Err(format!("timestamps requires a RFC 3339 formatted timestamp string, found: {} `{}`", go_type(value), go_value(value))),
             },
             ParameterType::IpAddress => match value {
@@ -239,30 +243,122 @@ fn go_big_float(x: f64) -> String {
     go_float(rounded)
 }
 
-/// Standard base64 with padding, as Go's `base64.StdEncoding` decodes it.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+/// Standard base64 with padding, as Go's `base64.StdEncoding` decodes it; the error is the
+/// offset Go reports (the first byte that cannot be decoded).
+fn base64_decode(text: &str) -> Result<Vec<u8>, usize> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
     for (index, chunk) in bytes.chunks(4).enumerate() {
-        let last = index == bytes.len() / 4 - 1;
-        let padding = chunk.iter().rev().take_while(|&&b| b == b'=').count();
-        if padding > 2 || (padding > 0 && !last) {
-            return None;
-        }
+        let start = index * 4;
         let mut bits: u32 = 0;
-        for &b in &chunk[..4 - padding] {
-            let sextet = ALPHABET.iter().position(|&a| a == b)? as u32;
+        let mut sextets = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            if b == b'=' {
+                // Padding ends the input: only in the last quantum, after at least two sextets,
+                // and filling it.
+                let padding_ok = sextets >= 2
+                    && start + 4 == bytes.len()
+                    && chunk[i..].iter().all(|&p| p == b'=');
+                if !padding_ok {
+                    return Err(start + i);
+                }
+                break;
+            }
+            let sextet = ALPHABET.iter().position(|&a| a == b).ok_or(start + i)? as u32;
             bits = bits << 6 | sextet;
+            sextets += 1;
         }
-        bits <<= 6 * padding as u32;
+        if chunk.len() < 4 && sextets == chunk.len() {
+            // A final quantum without padding.
+            return Err(bytes.len());
+        }
+        bits <<= 6 * (4 - sextets) as u32;
         let decoded = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
-        out.extend_from_slice(&decoded[..3 - padding]);
+        out.extend_from_slice(&decoded[..sextets.saturating_sub(1)]);
     }
-    Some(out)
+    Ok(out)
+}
+
+/// Checks `text` the way Go's `time.Parse(time.RFC3339, text)` reads it, with Go's message for
+/// the first problem: `parsing time "x" as "2006-01-02T15:04:05Z07:00": cannot parse "x" as
+/// "2006"`, or `parsing time "…": month out of range`.
+fn check_go_rfc3339(text: &str) -> Result<(), String> {
+    const LAYOUT: &str = "2006-01-02T15:04:05Z07:00";
+    let cannot = |rest: &str, element: &str| {
+        format!("parsing time \"{text}\" as \"{LAYOUT}\": cannot parse \"{rest}\" as \"{element}\"")
+    };
+    let out_of_range = |what: &str| format!("parsing time \"{text}\": {what} out of range");
+    let mut rest = text;
+    let number = |rest: &mut &str, digits: usize, element: &str| -> Result<u32, String> {
+        let taken = rest
+            .get(..digits)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        let value = taken.ok_or_else(|| cannot(rest, element))?;
+        *rest = &rest[digits..];
+        value.parse().map_err(|_| cannot(rest, element))
+    };
+    let literal = |rest: &mut &str, lit: &str| -> Result<(), String> {
+        *rest = rest.strip_prefix(lit).ok_or_else(|| cannot(rest, lit))?;
+        Ok(())
+    };
+    let year = number(&mut rest, 4, "2006")?;
+    literal(&mut rest, "-")?;
+    let month = number(&mut rest, 2, "01")?;
+    literal(&mut rest, "-")?;
+    let day = number(&mut rest, 2, "02")?;
+    literal(&mut rest, "T")?;
+    let hour = number(&mut rest, 2, "15")?;
+    literal(&mut rest, ":")?;
+    let minute = number(&mut rest, 2, "04")?;
+    literal(&mut rest, ":")?;
+    let second = number(&mut rest, 2, "05")?;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &fraction[digits..];
+    }
+    if let Some(after) = rest.strip_prefix('Z') {
+        rest = after;
+    } else {
+        let sign_ok = rest.starts_with('+') || rest.starts_with('-');
+        let zone = rest.get(..6).filter(|z| {
+            sign_ok
+                && z.as_bytes()[3] == b':'
+                && z.bytes()
+                    .enumerate()
+                    .all(|(i, b)| i == 0 || i == 3 || b.is_ascii_digit())
+        });
+        if zone.is_none() {
+            return Err(cannot(rest, "Z07:00"));
+        }
+        rest = &rest[6..];
+    }
+    if !rest.is_empty() {
+        return Err(format!("parsing time \"{text}\": extra text: \"{rest}\""));
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if !(1..=12).contains(&month) {
+        return Err(out_of_range("month"));
+    }
+    if !(1..=days_in_month).contains(&day) {
+        return Err(out_of_range("day"));
+    }
+    if hour > 23 {
+        return Err(out_of_range("hour"));
+    }
+    if minute > 59 {
+        return Err(out_of_range("minute"));
+    }
+    if second > 59 {
+        return Err(out_of_range("second"));
+    }
+    Ok(())
 }
 
 /// A JSON value as CEL sees an untyped (`any`) parameter: numbers are doubles, as in a
@@ -417,6 +513,25 @@ mod tests {
             ParameterType::Bytes.convert(&json!("aGk=")),
             Ok(Value::Bytes(Arc::new(b"hi".to_vec())))
         );
+        assert_eq!(
+            ParameterType::Bytes.convert(&json!("aGVsbG8=")),
+            Ok(Value::Bytes(Arc::new(b"hello".to_vec())))
+        );
+        assert_eq!(
+            ParameterType::Bytes.convert(&json!("***")),
+            Err("for bytes: bytes requires a base64 encoded string: illegal base64 data at input byte 0".to_string())
+        );
+        assert_eq!(
+            ParameterType::Timestamp.convert(&json!("yesterday")),
+            Err(r#"for timestamp: could not parse RFC 3339 formatted timestamp string `yesterday`: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006""#.to_string())
+        );
+        assert_eq!(
+            ParameterType::Timestamp.convert(&json!("2024-13-01T00:00:00Z")),
+            Err(r#"for timestamp: could not parse RFC 3339 formatted timestamp string `2024-13-01T00:00:00Z`: parsing time "2024-13-01T00:00:00Z": month out of range"#.to_string())
+        );
+        assert!(ParameterType::Timestamp
+            .convert(&json!("2024-10-03T07:16:28.068632-07:00"))
+            .is_ok());
         let list = ParameterType::parse("list<int>").unwrap();
         assert_eq!(
             list.convert(&json!([1, 2])).unwrap(),

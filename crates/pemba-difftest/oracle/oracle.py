@@ -194,16 +194,23 @@ def run_case(req):
                 consistency=full(), resource=parse_object(q["resource"], "resource"),
                 permission=q["permission"], subject=parse_subject(q["subject"]),
                 context=ctx_struct(q.get("context"))))
-            return _PERMSHIP.get(r.permissionship, ps.CheckPermissionResponse.Permissionship.Name(r.permissionship))
+            name = _PERMSHIP.get(r.permissionship, ps.CheckPermissionResponse.Permissionship.Name(r.permissionship))
+            if name == "CONDITIONAL_PERMISSION":
+                # Missing context names: sorted, without duplicates (SpiceDB's order is not stable).
+                name += ":" + ",".join(sorted(set(r.partial_caveat_info.missing_required_context)))
+            return name
 
         def lookup_resources(q):
-            ids = []
+            # SpiceDB may report a resource more than once; it has the permission if any result
+            # says so, and is written `id?` if every result is conditional.
+            found = {}
             for r in stream.LookupResources(ps.LookupResourcesRequest(
                     consistency=full(), resource_object_type=q["resource_type"], permission=q["permission"],
                     subject=parse_subject(q["subject"]), context=ctx_struct(q.get("context"))),
                     timeout=STREAM_TIMEOUT):
-                ids.append(r.resource_object_id)
-            return sorted(ids)
+                conditional = r.permissionship == ps.LookupPermissionship.LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+                found[r.resource_object_id] = found.get(r.resource_object_id, True) and conditional
+            return sorted(i + "?" if c else i for i, c in found.items())
 
         def lookup_subjects(q):
             out = []
@@ -218,7 +225,15 @@ def run_case(req):
                 if s.permissionship == ps.LookupPermissionship.LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
                     item["conditional"] = True
                 out.append(item)
-            return sorted(out, key=lambda d: (d["id"], d["excluded"]))
+            # SpiceDB may list a subject once per branch that finds it (say, HAS through a direct
+            # relationship and CONDITIONAL through a caveated subject set): the subject has what
+            # its surest entry says.
+            merged = {}
+            for item in out:
+                kept = merged.get(item["id"])
+                if kept is None or (kept.get("conditional") and not item.get("conditional")):
+                    merged[item["id"]] = item
+            return sorted(merged.values(), key=lambda d: (d["id"], d["excluded"]))
 
         def expand(q):
             r = perms.ExpandPermissionTree(ps.ExpandPermissionTreeRequest(

@@ -39,6 +39,25 @@ impl<T: PartialEq> Answer<T> {
 pub struct FoundSubject {
     pub id: String,
     pub excluded: Vec<String>,
+    /// The subject has the permission only depending on missing caveat context.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
+}
+
+/// A check's answer as the oracle writes it: the permissionship's name, and for a conditional
+/// answer the missing context names (sorted, without duplicates): `CONDITIONAL_PERMISSION:a,b`.
+fn check_answer(p: Permissionship) -> String {
+    match p {
+        Permissionship::HasPermission => "HAS_PERMISSION".to_string(),
+        Permissionship::NoPermission => "NO_PERMISSION".to_string(),
+        Permissionship::Conditional { missing_context } => {
+            let names: BTreeSet<String> = missing_context.into_iter().collect();
+            format!(
+                "CONDITIONAL_PERMISSION:{}",
+                names.into_iter().collect::<Vec<_>>().join(",")
+            )
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -130,7 +149,9 @@ pub fn evaluate(case: &Case) -> Answers {
         }
     }
     let snapshot = FixedSnapshot::new(relationships);
-    let engine = Engine::new(&schema, &snapshot);
+    let engine = |context: &Option<serde_json::Map<String, serde_json::Value>>| {
+        Engine::new(&schema, &snapshot).with_context(context.clone().unwrap_or_default())
+    };
 
     let checks = case
         .checks
@@ -139,14 +160,10 @@ pub fn evaluate(case: &Case) -> Answers {
             answer((|| {
                 let resource = parse_object(&q.resource)?;
                 let subject = parse_subject(&q.subject)?;
-                let result = engine
+                let result = engine(&q.context)
                     .check(&resource, &q.permission, &subject)
                     .map_err(engine_error)?;
-                Ok(match result {
-                    Permissionship::HasPermission => "HAS_PERMISSION".to_string(),
-                    Permissionship::NoPermission => "NO_PERMISSION".to_string(),
-                    Permissionship::Conditional { .. } => "CONDITIONAL_PERMISSION".to_string(),
-                })
+                Ok(check_answer(result))
             })())
         })
         .collect();
@@ -156,10 +173,19 @@ pub fn evaluate(case: &Case) -> Answers {
         .map(|q| {
             answer((|| {
                 let subject = parse_subject(&q.subject)?;
-                let found = engine
+                let found = engine(&q.context)
                     .lookup_resources(&q.resource_type, &q.permission, &subject)
                     .map_err(engine_error)?;
-                Ok(found.into_iter().map(|(id, _)| id).collect())
+                // A conditional resource is written `id?`, sorted as the oracle sorts.
+                let mut ids: Vec<String> = found
+                    .into_iter()
+                    .map(|(id, p)| match p {
+                        Permissionship::Conditional { .. } => format!("{id}?"),
+                        _ => id,
+                    })
+                    .collect();
+                ids.sort();
+                Ok(ids)
             })())
         })
         .collect();
@@ -169,7 +195,7 @@ pub fn evaluate(case: &Case) -> Answers {
         .map(|q| {
             answer((|| {
                 let resource = parse_object(&q.resource)?;
-                let found = engine
+                let found = engine(&q.context)
                     .lookup_subjects(
                         &resource,
                         &q.permission,
@@ -180,6 +206,7 @@ pub fn evaluate(case: &Case) -> Answers {
                 let mut found: Vec<FoundSubject> = found
                     .into_iter()
                     .map(|f| FoundSubject {
+                        conditional: matches!(f.permissionship, Permissionship::Conditional { .. }),
                         id: f.subject_id,
                         excluded: f
                             .excluded_subjects

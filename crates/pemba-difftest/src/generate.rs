@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 /// One differential test case, in the oracle's wire format.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,6 +25,9 @@ pub struct CheckQuery {
     pub resource: String,
     pub permission: String,
     pub subject: String,
+    /// The request's caveat context (a JSON object), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +35,8 @@ pub struct LookupResourcesQuery {
     pub resource_type: String,
     pub permission: String,
     pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +45,8 @@ pub struct LookupSubjectsQuery {
     pub permission: String,
     pub subject_type: String,
     pub subject_relation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Map<String, Value>>,
 }
 
 /// One allowed subject of a relation, as generated.
@@ -52,10 +60,25 @@ enum Allowed {
     SubjectSet(usize, usize),
 }
 
+/// The caveats every case with caveats declares: two, with different parameters, so that
+/// missing context names differ between branches.
+const CAVEATS: &str = "caveat lvl(level int, required int) {\n    level >= required\n}\n\n\
+                       caveat flag(on bool) {\n    on\n}\n";
+
+/// What an allowed subject type requires besides its type: `with lvl`, `with flag`,
+/// `with expiration`, or a caveat and expiration.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Traits {
+    caveat: Option<&'static str>,
+    expiration: bool,
+}
+
 #[derive(Debug, Clone)]
 struct RelationSpec {
     name: String,
     allowed: Vec<Allowed>,
+    /// The traits of each allowed subject type, in the same order.
+    traits: Vec<Traits>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,13 +118,23 @@ const USERS: usize = 4;
 struct Generator {
     rng: ChaCha8Rng,
     types: Vec<TypeSpec>,
+    /// This case declares caveats and uses them on some allowed subject types.
+    caveats: bool,
+    /// This case declares `use expiration` and has expiring relationships.
+    expiration: bool,
 }
 
-/// Generates the case for `seed`.
-pub fn generate(seed: u64) -> Case {
+/// Generates the case for `seed`; with `caveats_and_expiration`, about half the cases declare
+/// caveats and a third expiration, and use them on relations, relationships and questions.
+pub fn generate(seed: u64, caveats_and_expiration: bool) -> Case {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let caveats = caveats_and_expiration && rng.gen_bool(0.5);
+    let expiration = caveats_and_expiration && rng.gen_bool(0.3);
     let mut g = Generator {
-        rng: ChaCha8Rng::seed_from_u64(seed),
+        rng,
         types: Vec::new(),
+        caveats,
+        expiration,
     };
     let type_count = g.rng.gen_range(1..=3);
     for t in 0..type_count {
@@ -125,6 +158,7 @@ impl Generator {
         let mut relations: Vec<RelationSpec> = Vec::new();
         for r in 0..relation_count {
             let mut allowed = Vec::new();
+            let mut traits = Vec::new();
             for _ in 0..self.rng.gen_range(1..=3) {
                 let choice = match self.rng.gen_range(0..10) {
                     0..=3 => Allowed::User,
@@ -153,11 +187,13 @@ impl Generator {
                 };
                 if !allowed.contains(&choice) {
                     allowed.push(choice);
+                    traits.push(self.traits());
                 }
             }
             relations.push(RelationSpec {
                 name: format!("rel{r}"),
                 allowed,
+                traits,
             });
         }
         let mut spec = TypeSpec {
@@ -170,6 +206,14 @@ impl Generator {
             spec.permissions.push((format!("perm{p}"), expression));
         }
         spec
+    }
+
+    /// Random traits for one allowed subject type, as far as this case uses them.
+    fn traits(&mut self) -> Traits {
+        let caveat = (self.caveats && self.rng.gen_bool(0.4))
+            .then(|| *["lvl", "flag"].choose(&mut self.rng).expect("caveats"));
+        let expiration = self.expiration && self.rng.gen_bool(0.4);
+        Traits { caveat, expiration }
     }
 
     /// A random permission expression over `spec`'s relations and earlier permissions.
@@ -232,14 +276,31 @@ impl Generator {
     }
 
     fn schema_text(&self) -> String {
-        let mut text = String::from("definition user {}\n");
+        let mut text = String::new();
+        if self.expiration {
+            text.push_str("use expiration\n\n");
+        }
+        if self.caveats {
+            text.push_str(CAVEATS);
+            text.push('\n');
+        }
+        text.push_str("definition user {}\n");
         for spec in &self.types {
             text.push_str(&format!("\ndefinition {} {{\n", spec.name));
             for relation in &spec.relations {
                 let allowed: Vec<String> = relation
                     .allowed
                     .iter()
-                    .map(|a| self.allowed_text(a))
+                    .zip(&relation.traits)
+                    .map(|(a, t)| {
+                        let text = self.allowed_text(a);
+                        match (t.caveat, t.expiration) {
+                            (Some(c), true) => format!("{text} with {c} and expiration"),
+                            (Some(c), false) => format!("{text} with {c}"),
+                            (None, true) => format!("{text} with expiration"),
+                            (None, false) => text,
+                        }
+                    })
                     .collect();
                 text.push_str(&format!(
                     "    relation {}: {}\n",
@@ -272,7 +333,7 @@ impl Generator {
         for (t, spec) in self.types.clone().iter().enumerate() {
             for object in 0..OBJECTS_PER_TYPE {
                 for relation in &spec.relations {
-                    for allowed in &relation.allowed {
+                    for (allowed, traits) in relation.allowed.iter().zip(&relation.traits) {
                         if !self.rng.gen_bool(0.3) {
                             continue;
                         }
@@ -299,8 +360,9 @@ impl Generator {
                             }),
                         };
                         if let Some(subject) = subject {
+                            let trailer = self.trailer(*traits);
                             relationships.push(format!(
-                                "{}:o{object}#{}@{subject}",
+                                "{}:o{object}#{}@{subject}{trailer}",
                                 spec.name, relation.name
                             ));
                         }
@@ -309,8 +371,69 @@ impl Generator {
             }
         }
         relationships.sort();
-        relationships.dedup();
+        // One relationship per resource, relation and subject, whatever its caveat.
+        relationships.dedup_by(|a, b| a.split('[').next() == b.split('[').next());
         relationships
+    }
+
+    /// `[caveat:{context}]` and `[expiration:…]` for a relationship of a subject type with
+    /// `traits`: a written context that is empty, partial or complete; an expiration in the past
+    /// or far in the future.
+    fn trailer(&mut self, traits: Traits) -> String {
+        let mut trailer = String::new();
+        if let Some(caveat) = traits.caveat {
+            let mut context = self.context_for(caveat);
+            if context.is_empty() {
+                trailer.push_str(&format!("[{caveat}]"));
+            } else {
+                // The written context never fixes every parameter of `lvl`, or every answer
+                // would be decided before the request's context is read.
+                if caveat == "lvl" && context.len() == 2 && self.rng.gen_bool(0.5) {
+                    context.remove("level");
+                }
+                trailer.push_str(&format!("[{caveat}:{}]", Value::Object(context)));
+            }
+        }
+        if traits.expiration {
+            let at = if self.rng.gen_bool(0.5) {
+                "2001-01-01T00:00:00Z"
+            } else {
+                "2300-01-01T00:00:00Z"
+            };
+            trailer.push_str(&format!("[expiration:{at}]"));
+        }
+        trailer
+    }
+
+    /// Random values for some of `caveat`'s parameters.
+    fn context_for(&mut self, caveat: &str) -> Map<String, Value> {
+        let mut context = Map::new();
+        match caveat {
+            "lvl" => {
+                if self.rng.gen_bool(0.5) {
+                    context.insert("level".into(), json!(self.rng.gen_range(0..4)));
+                }
+                if self.rng.gen_bool(0.6) {
+                    context.insert("required".into(), json!(self.rng.gen_range(0..4)));
+                }
+            }
+            _ => {
+                if self.rng.gen_bool(0.5) {
+                    context.insert("on".into(), json!(self.rng.gen_bool(0.5)));
+                }
+            }
+        }
+        context
+    }
+
+    /// A request context for a question: none, or values for some parameters of the caveats.
+    fn request_context(&mut self) -> Option<Map<String, Value>> {
+        if !self.caveats || self.rng.gen_bool(0.4) {
+            return None;
+        }
+        let mut context = self.context_for("lvl");
+        context.extend(self.context_for("flag"));
+        Some(context)
     }
 
     fn questions(&mut self, case: &mut Case) {
@@ -335,30 +458,36 @@ impl Generator {
                         relation.name
                     )
                 };
+                let context = self.request_context();
                 case.checks.push(CheckQuery {
                     resource: object,
                     permission,
                     subject,
+                    context,
                 });
             }
             for _ in 0..2 {
                 let permission = members.choose(&mut self.rng).expect("members").clone();
                 let subject = users.choose(&mut self.rng).expect("users").clone();
+                let context = self.request_context();
                 case.lookup_resources.push(LookupResourcesQuery {
                     resource_type: spec.name.clone(),
                     permission,
                     subject,
+                    context,
                 });
             }
             for _ in 0..2 {
                 let permission = members.choose(&mut self.rng).expect("members").clone();
                 let resource =
                     format!("{}:o{}", spec.name, self.rng.gen_range(0..OBJECTS_PER_TYPE));
+                let context = self.request_context();
                 case.lookup_subjects.push(LookupSubjectsQuery {
                     resource,
                     permission,
                     subject_type: "user".to_string(),
                     subject_relation: None,
+                    context,
                 });
             }
         }
@@ -372,8 +501,8 @@ mod tests {
     #[test]
     fn generation_is_deterministic_and_valid() {
         for seed in 0..200 {
-            let case = generate(seed);
-            assert_eq!(case, generate(seed));
+            let case = generate(seed, seed % 2 == 0);
+            assert_eq!(case, generate(seed, seed % 2 == 0));
             let schema = pemba_schema::compile("gen.zed", &case.schema)
                 .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", case.schema));
             for r in &case.relationships {

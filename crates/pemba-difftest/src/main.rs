@@ -22,6 +22,9 @@ struct Args {
     /// Print each case's schema, relationships and answers.
     #[arg(long)]
     verbose: bool,
+    /// Also generate caveats (with written and request contexts) and expiring relationships.
+    #[arg(long)]
+    caveats: bool,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -29,7 +32,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let mut oracle = oracle::Oracle::start()?;
     let (mut passed, mut failed) = (0u64, 0u64);
     for seed in args.seed..args.seed + args.cases {
-        let case = generate::generate(seed);
+        let case = generate::generate(seed, args.caveats);
         let ours = answers::evaluate(&case);
         let theirs = oracle.ask(&case)?;
         if args.verbose {
@@ -45,7 +48,8 @@ fn main() -> anyhow::Result<ExitCode> {
                 let shrunk = compare::shrink(&mut oracle, found)?;
                 println!("DISAGREEMENT at seed {seed}");
                 println!(
-                    "  replay: cargo run -p pemba-difftest -- --seed {seed} --cases 1 --verbose"
+                    "  replay: cargo run -p pemba-difftest -- --seed {seed} --cases 1 --verbose{}",
+                    if args.caveats { " --caveats" } else { "" }
                 );
                 println!(
                     "  shrunk case: {}",

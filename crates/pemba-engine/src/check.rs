@@ -45,7 +45,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         if depth == 0 {
             return Err(EngineError::MaxDepthExceeded);
         }
-        if is_self_member(resource, name, subject) {
+        if is_self_member(resource, name, subject) || self.is_hinted(resource, name, subject) {
             return Ok(Truth::True);
         }
         match self.member(&resource.object_type, name)? {

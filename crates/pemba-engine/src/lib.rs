@@ -75,6 +75,9 @@ pub struct Engine<'a, S> {
     now: SystemTime,
     /// The request's caveat context; a relationship's written context overrides it.
     context: Map<String, Json>,
+    /// LookupResources' entrypoint hint: this resource, relation and subject count as an
+    /// unconditional member wherever they occur (see `lookup::resource_truth`).
+    hint: Option<(ObjectRef, String, SubjectRef)>,
 }
 
 impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
@@ -85,7 +88,15 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
             max_depth: DEFAULT_MAX_DEPTH,
             now: SystemTime::now(),
             context: Map::new(),
+            hint: None,
         }
+    }
+
+    /// True if `resource#relation@subject` is the entrypoint LookupResources hinted as a member.
+    fn is_hinted(&self, resource: &ObjectRef, relation: &str, subject: &SubjectRef) -> bool {
+        self.hint
+            .as_ref()
+            .is_some_and(|(r, rel, s)| r == resource && rel == relation && s == subject)
     }
 
     /// Evaluates caveats with `context` as the request's context.

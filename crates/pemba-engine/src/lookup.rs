@@ -9,11 +9,33 @@ use pemba_types::{ObjectRef, SubjectRef, WILDCARD_ID};
 use pemba_caveats::Truth;
 
 use crate::subject_set::{FoundSubject, SubjectSet};
-use crate::{Engine, EngineError, Permissionship, RelationshipSnapshot};
+use crate::{is_self_member, Engine, EngineError, Permissionship, RelationshipSnapshot};
 
-/// A subject id that no relationship can mention (ids are ASCII letters, digits and `/_|-=+`):
-/// checking it asks what the wildcard alone grants.
-const UNMENTIONABLE_ID: &str = "\u{0}any other subject";
+/// Where LookupResources enters a permission (see [`Engine::resource_truth`]).
+enum Entrypoint<'s> {
+    /// A member the permission names; `checked` if it lies under an intersection or exclusion.
+    Member { name: &'s str, checked: bool },
+    /// An arrow: answered by Check.
+    Other,
+}
+
+/// The entrypoints of a permission's expression: the members named in every branch of a union
+/// and in the first operand of an intersection or exclusion, and arrows there.
+fn first_entrypoints(rewrite: &Rewrite) -> Vec<Entrypoint<'_>> {
+    let mut found = Vec::new();
+    let mut pending = vec![(rewrite, false)];
+    while let Some((rewrite, checked)) = pending.pop() {
+        match rewrite {
+            Rewrite::Union(children) => pending.extend(children.iter().rev().map(|c| (c, checked))),
+            Rewrite::Intersection(children) => pending.extend(children.first().map(|c| (c, true))),
+            Rewrite::Exclusion(base, _) => pending.push((base, true)),
+            Rewrite::Computed(name) => found.push(Entrypoint::Member { name, checked }),
+            Rewrite::Arrow(_) => found.push(Entrypoint::Other),
+            Rewrite::Nil => {}
+        }
+    }
+    found
+}
 
 /// The kind of subject LookupSubjects looks for: a type, and a relation of it or none (`...`).
 struct SubjectKind<'r> {
@@ -46,52 +68,9 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             object_type: subject_type,
             relation: subject_relation,
         };
-        let candidates = self.subjects_of(resource, permission, &kind, self.max_depth)?;
-        // Which subjects are listed (and which the wildcard excludes) comes from the set algebra
-        // over the relationships whose caveats may hold; how far each one holds is then checked,
-        // so that every answer agrees with Check.
-        let truth_of = |id: &str| {
-            let subject = SubjectRef::new(
-                ObjectRef::new(subject_type, id),
-                subject_relation.map(str::to_string),
-            );
-            self.is_member(resource, permission, &subject, self.max_depth)
-        };
-        let mut found = Vec::new();
-        for candidate in candidates.into_found() {
-            let is_wildcard = candidate.subject_id == WILDCARD_ID;
-            // An id no relationship can mention stands for "any other subject" of the wildcard.
-            let probe = if is_wildcard {
-                UNMENTIONABLE_ID
-            } else {
-                &candidate.subject_id
-            };
-            let truth = truth_of(probe)?;
-            if truth == Truth::False {
-                continue;
-            }
-            let mut excluded = Vec::new();
-            for exclusion in candidate.excluded_subjects {
-                let permissionship = match truth_of(&exclusion.subject_id)? {
-                    Truth::True => continue,
-                    Truth::False => Permissionship::HasPermission,
-                    Truth::Partial(missing) => Permissionship::Conditional {
-                        missing_context: missing.into_iter().collect(),
-                    },
-                };
-                excluded.push(FoundSubject {
-                    subject_id: exclusion.subject_id,
-                    permissionship,
-                    excluded_subjects: Vec::new(),
-                });
-            }
-            found.push(FoundSubject {
-                subject_id: candidate.subject_id,
-                permissionship: truth.into(),
-                excluded_subjects: excluded,
-            });
-        }
-        Ok(found)
+        Ok(self
+            .subjects_of(resource, permission, &kind, self.max_depth)?
+            .into_found())
     }
 
     /// One dispatch of LookupSubjects for `resource#name`.
@@ -107,26 +86,25 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         }
         let mut found = SubjectSet::default();
         if resource.object_type == kind.object_type && kind.relation == Some(name) {
-            found.add(&resource.object_id);
+            found.add(&resource.object_id, Truth::True);
         }
         match self.member(&resource.object_type, name)? {
             Member::Relation(relation) => {
                 for r in self.live_subjects(resource, &relation.name)? {
-                    if self.caveat_truth(&r)? == Truth::False {
+                    let holds = self.caveat_truth(&r)?;
+                    if holds == Truth::False {
                         continue;
                     }
                     if r.subject.object.object_type == kind.object_type
                         && r.subject.relation.as_deref() == kind.relation
                     {
-                        found.add(&r.subject.object.object_id);
+                        found.add(&r.subject.object.object_id, holds.clone());
                     }
                     if let Some(subject_relation) = &r.subject.relation {
-                        found.union_with(&self.subjects_of(
-                            &r.subject.object,
-                            subject_relation,
-                            kind,
-                            depth - 1,
-                        )?);
+                        let mut reached =
+                            self.subjects_of(&r.subject.object, subject_relation, kind, depth - 1)?;
+                        reached.and_all(&holds);
+                        found.union_with(&reached);
                     }
                 }
             }
@@ -174,9 +152,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             Rewrite::Exclusion(base, subtracted) => {
                 let mut found = self.rewrite_subjects(resource, base, kind, depth)?;
                 if !found.is_empty() {
-                    found.subtract_candidates(
-                        &self.rewrite_subjects(resource, subtracted, kind, depth)?,
-                    );
+                    found.subtract(&self.rewrite_subjects(resource, subtracted, kind, depth)?);
                 }
                 Ok(found)
             }
@@ -195,15 +171,18 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
     ) -> Result<SubjectSet, EngineError> {
         let mut found: Option<SubjectSet> = None;
         for r in self.live_subjects(resource, &arrow.tupleset)? {
-            if self.caveat_truth(&r)? == Truth::False {
-                continue;
-            }
             let target = &r.subject.object;
             // Walked-to types without the member are skipped, for `.all` as well (as SpiceDB does).
             if !self.has_member(&target.object_type, &arrow.computed) {
                 continue;
             }
-            let subjects = self.subjects_of(target, &arrow.computed, kind, depth - 1)?;
+            let holds = self.caveat_truth(&r)?;
+            let mut subjects = if holds == Truth::False {
+                SubjectSet::default()
+            } else {
+                self.subjects_of(target, &arrow.computed, kind, depth - 1)?
+            };
+            subjects.and_all(&holds);
             match (&mut found, arrow.function) {
                 (None, _) => found = Some(subjects),
                 (Some(acc), ArrowFunction::Any) => acc.union_with(&subjects),
@@ -235,12 +214,70 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             if candidate.object_type != resource_type {
                 continue;
             }
-            let truth = self.is_member(&candidate, permission, subject, self.max_depth)?;
+            let truth = self.resource_truth(&candidate, permission, subject, self.max_depth)?;
             if truth != Truth::False {
                 found.push((candidate.object_id, truth.into()));
             }
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
+
+    /// How far `subject` has `name` on `resource` as SpiceDB's LookupResources finds it.
+    ///
+    /// SpiceDB walks in through the members a permission names first (every branch of a union,
+    /// the first operand of an intersection or exclusion). A member reached that way holds as
+    /// far as it does for LookupResources itself; under an intersection or exclusion, the
+    /// permission is then checked with that member, for this resource and subject, counted as an
+    /// unconditional member wherever it occurs. The answer is the surest over all entrypoints. It
+    /// equals Check's, except that a caveated member subtracted from itself (`viewer - viewer`)
+    /// gives nothing rather than a conditional answer.
+    fn resource_truth(
+        &self,
+        resource: &ObjectRef,
+        name: &str,
+        subject: &SubjectRef,
+        depth: u32,
+    ) -> Result<Truth, EngineError> {
+        if depth == 0 {
+            return Err(EngineError::MaxDepthExceeded);
+        }
+        if is_self_member(resource, name, subject) {
+            return Ok(Truth::True);
+        }
+        let permission = match self.member(&resource.object_type, name)? {
+            Member::Relation(_) => return self.is_member(resource, name, subject, depth),
+            Member::Permission(permission) => permission,
+        };
+        let mut found = Truth::False;
+        for entrypoint in first_entrypoints(&permission.rewrite) {
+            let truth = match entrypoint {
+                Entrypoint::Member {
+                    name: member,
+                    checked,
+                } => {
+                    let holds = self.resource_truth(resource, member, subject, depth - 1)?;
+                    if holds == Truth::False || !checked {
+                        holds
+                    } else {
+                        let hinted = Engine {
+                            schema: self.schema,
+                            snapshot: self.snapshot,
+                            max_depth: self.max_depth,
+                            now: self.now,
+                            context: self.context.clone(),
+                            hint: Some((resource.clone(), member.to_string(), subject.clone())),
+                        };
+                        holds.and(hinted.is_member(resource, name, subject, depth)?)
+                    }
+                }
+                Entrypoint::Other => self.is_member(resource, name, subject, depth)?,
+            };
+            found = found.or(truth);
+            if found == Truth::True {
+                break;
+            }
+        }
         Ok(found)
     }
 
@@ -419,6 +456,42 @@ mod tests {
             assert_eq!(resources("user:tom"), ["a?", "b?"]);
             assert_eq!(resources("user:joe"), Vec::<String>::new());
             assert_eq!(resources("user:ann"), ["b?"]);
+        });
+    }
+
+    #[test]
+    fn lookup_resources_counts_its_entrypoint_as_a_member_as_spicedb_does() {
+        let schema = r#"
+            caveat lvl(level int, required int) { level >= required }
+            definition user {}
+            definition res {
+                relation rel0: user:* with lvl
+                relation rel1: user:* with lvl
+                permission itself = rel1 - rel1
+                permission other = rel1 - rel0
+            }
+        "#;
+        let rels = [
+            r#"res:o3#rel0@user:*[lvl:{"required":1}]"#,
+            r#"res:o3#rel1@user:*[lvl:{"required":1}]"#,
+        ];
+        engine_fixture(schema, &rels, |engine| {
+            let conditional = Permissionship::Conditional {
+                missing_context: vec!["level".to_string()],
+            };
+            for permission in ["itself", "other"] {
+                let checked = engine
+                    .check(&obj("res:o3"), permission, &subj("user:u4"))
+                    .unwrap();
+                assert_eq!(checked, conditional, "{permission}");
+            }
+            let found = |permission: &str| {
+                ids(engine
+                    .lookup_resources("res", permission, &subj("user:u4"))
+                    .unwrap())
+            };
+            assert_eq!(found("itself"), Vec::<String>::new());
+            assert_eq!(found("other"), ["o3?"]);
         });
     }
 }

@@ -100,6 +100,9 @@ pub(crate) struct CaveatAst {
     pub parameters: Vec<ParameterAst>,
     /// The CEL expression from its first token to its last, verbatim.
     pub expression: String,
+    /// The expression followed by its statement-ending line break, if any: the source whose
+    /// lines SpiceDB quotes in CEL errors.
+    pub expression_source: String,
     /// Byte offset of the expression in the schema text.
     pub expression_start: usize,
 }

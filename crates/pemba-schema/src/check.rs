@@ -191,13 +191,15 @@ impl<'a> Checker<'a> {
                 .map(|c| (&c.name, NameKind::Caveat)),
         );
         items.sort_by_key(|(name, _)| name.span.start);
-        self.check_unique(items, object_type_problem, |name, previous, line| {
-            ErrorKind::DuplicateName {
+        self.check_unique(
+            items,
+            definition_or_caveat_problem,
+            |name, previous, line| ErrorKind::DuplicateName {
                 name,
                 previous,
                 line,
-            }
-        });
+            },
+        );
 
         for definition in self.definition_order.clone() {
             let members = definition.members.iter().map(|member| match member {
@@ -206,7 +208,7 @@ impl<'a> Checker<'a> {
             });
             self.check_unique(
                 members.collect(),
-                relation_name_problem,
+                |name, _| relation_name_problem(name),
                 |name, previous, line| ErrorKind::DuplicateMember {
                     name,
                     definition: definition.name.text.clone(),
@@ -222,12 +224,12 @@ impl<'a> Checker<'a> {
     fn check_unique(
         &mut self,
         names: Vec<(&'a Name, NameKind)>,
-        problem: fn(&str) -> Option<String>,
+        problem: fn(&str, NameKind) -> Option<String>,
         duplicate: impl Fn(String, NameKind, usize) -> ErrorKind,
     ) {
         let mut seen: HashMap<&str, (NameKind, usize)> = HashMap::new();
         for (name, kind) in names {
-            if let Some(reason) = problem(&name.text) {
+            if let Some(reason) = problem(&name.text, kind) {
                 let invalid = ErrorKind::InvalidName {
                     kind,
                     name: name.text.clone(),
@@ -563,7 +565,7 @@ impl<'a> Checker<'a> {
                 message: d.message,
             })
             .collect();
-        Diagnostic::display_all(&moved, &caveat.name.text, Some(&caveat.expression))
+        Diagnostic::display_all(&moved, &caveat.name.text, Some(&caveat.expression_source))
     }
 
     /// Rule 6.
@@ -626,6 +628,17 @@ impl<'a> Checker<'a> {
         for arg in &ty.args {
             self.check_type(arg, parameter);
         }
+    }
+}
+
+/// Why a definition or caveat name is invalid: definitions are type paths; caveat names are
+/// anything SpiceDB's API accepts (the parser already made them identifiers or paths of them).
+fn definition_or_caveat_problem(name: &str, kind: NameKind) -> Option<String> {
+    match kind {
+        NameKind::Caveat => pemba_types::validate_caveat_name(name)
+            .err()
+            .map(|_| "must match ^[a-zA-Z0-9_][a-zA-Z0-9/_|-]{0,127}$".to_string()),
+        _ => object_type_problem(name),
     }
 }
 

@@ -631,13 +631,14 @@ impl<'a> Parser<'a> {
         self.expect(TokenKind::LBrace, || {
             format!("'{{' after the parameters of caveat '{}'", name.text)
         })?;
-        let (expression, expression_start) = self.caveat_expression(&name)?;
+        let expression = self.caveat_expression(&name)?;
         Ok(CaveatAst {
             name,
             doc_comments,
             parameters,
-            expression,
-            expression_start,
+            expression: expression.text,
+            expression_source: expression.source,
+            expression_start: expression.start,
         })
     }
 
@@ -671,10 +672,13 @@ impl<'a> Parser<'a> {
     }
 
     /// The tokens up to the `}` matching the caveat's `{` (consumed), as verbatim text from the
-    /// first token to the last, and its byte offset. Statement-ending line breaks are not part of it.
-    fn caveat_expression(&mut self, caveat: &Name) -> PResult<(String, usize)> {
+    /// first token to the last, and its source as SpiceDB hands it to CEL: the same text
+    /// followed by the statement-ending line break, if one came last. Statement-ending line
+    /// breaks are not part of the expression itself.
+    fn caveat_expression(&mut self, caveat: &Name) -> PResult<CaveatExpression> {
         let mut open_braces = 0usize;
         let mut range: Option<Span> = None;
+        let mut trailing_line_end: Option<usize> = None;
         loop {
             match self.tok.kind {
                 TokenKind::RBrace if open_braces == 0 => break,
@@ -686,7 +690,12 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             let token = self.bump()?;
-            if token.kind != TokenKind::LineEnd {
+            if token.kind == TokenKind::LineEnd {
+                if range.is_some() && trailing_line_end.is_none() {
+                    trailing_line_end = Some(token.span.end);
+                }
+            } else {
+                trailing_line_end = None;
                 let start = range.map_or(token.span.start, |r| r.start);
                 range = Some(Span {
                     start,
@@ -698,6 +707,23 @@ impl<'a> Parser<'a> {
             return Err(self.error_here(ErrorKind::EmptyCaveatExpression(caveat.text.clone())));
         };
         self.bump()?;
-        Ok((self.slice(range).to_string(), range.start))
+        let source_end = trailing_line_end.unwrap_or(range.end);
+        Ok(CaveatExpression {
+            text: self.slice(range).to_string(),
+            source: self
+                .slice(Span {
+                    start: range.start,
+                    end: source_end,
+                })
+                .to_string(),
+            start: range.start,
+        })
     }
+}
+
+/// A caveat's expression as the parser found it.
+struct CaveatExpression {
+    text: String,
+    source: String,
+    start: usize,
 }

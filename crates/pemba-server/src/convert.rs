@@ -12,8 +12,8 @@ use pemba_proto::prost_types;
 use pemba_schema::CompiledSchema;
 use pemba_store::{Precondition, RelationshipFilter, SubjectFilter};
 use pemba_types::{
-    validate_object_id, validate_object_type, validate_relation_name, CaveatRef, ObjectRef,
-    Relationship, SubjectRef, WILDCARD_ID,
+    validate_caveat_name, validate_object_id, validate_object_type, validate_relation_name,
+    CaveatRef, ObjectRef, Relationship, SubjectRef, WILDCARD_ID,
 };
 use tonic::Status;
 
@@ -40,6 +40,14 @@ fn check_length(path: &str, value: &str, max: usize) -> Result<(), Status> {
 fn object_type(path: &str, value: &str) -> Result<String, Status> {
     check_length(path, value, 128)?;
     validate_object_type(value).map_err(|_| pattern_error(path, TYPE_PATTERN))?;
+    Ok(value.to_string())
+}
+
+/// SpiceDB's proto pattern for caveat names.
+const CAVEAT_NAME_PATTERN: &str = "^([a-zA-Z0-9_][a-zA-Z0-9/_|-]{0,127})$";
+
+fn caveat_name(path: &str, value: &str) -> Result<String, Status> {
+    validate_caveat_name(value).map_err(|_| pattern_error(path, CAVEAT_NAME_PATTERN))?;
     Ok(value.to_string())
 }
 
@@ -123,7 +131,7 @@ pub fn relationship(path: &str, value: Option<&api::Relationship>) -> Result<Rel
     );
     if let Some(caveat) = &value.optional_caveat {
         let name_path = format!("{path}.optional_caveat.caveat_name");
-        let name = object_type(&name_path, &caveat.caveat_name)?;
+        let name = caveat_name(&name_path, &caveat.caveat_name)?;
         let context = caveat
             .context
             .as_ref()

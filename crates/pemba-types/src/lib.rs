@@ -9,8 +9,8 @@ mod names;
 mod relationship;
 
 pub use names::{
-    validate_object_id, validate_object_type, validate_relation_name, validate_subject_id,
-    NameError, MAX_OBJECT_ID_BYTES, WILDCARD_ID,
+    validate_caveat_name, validate_object_id, validate_object_type, validate_relation_name,
+    validate_subject_id, NameError, MAX_OBJECT_ID_BYTES, WILDCARD_ID,
 };
 pub use relationship::{CaveatRef, ObjectRef, ParseError, Relationship, SubjectRef, ELLIPSIS};
 

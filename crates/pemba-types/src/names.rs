@@ -21,6 +21,24 @@ pub enum NameError {
         "invalid subject id '{0}': must be 1 to 1024 characters of a-z A-Z 0-9 / _ | - = +, or '*'"
     )]
     SubjectId(String),
+    #[error("invalid caveat name '{0}': must match ^[a-zA-Z0-9_][a-zA-Z0-9/_|-]{{0,127}}$")]
+    Caveat(String),
+}
+
+/// Checks a caveat name as SpiceDB's API does: 1 to 128 characters of letters, digits and
+/// `/ _ | -`, not starting with `/`, `|` or `-`.
+pub fn validate_caveat_name(name: &str) -> Result<(), NameError> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'_' | b'|' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError::Caveat(name.to_string()))
+    }
 }
 
 /// `[a-z][a-z0-9_]{min_mid,max_mid}[a-z0-9]`: SpiceDB's identifier segment.

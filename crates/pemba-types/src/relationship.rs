@@ -212,7 +212,7 @@ impl Relationship {
 }
 
 fn validate_caveat_name(name: &str) -> Result<(), ParseError> {
-    validate_object_type(name).map_err(|_| ParseError::CaveatName(name.to_string()))
+    crate::names::validate_caveat_name(name).map_err(|_| ParseError::CaveatName(name.to_string()))
 }
 
 /// Index of the `]` closing the `[` at `text[0]`, skipping brackets inside JSON strings.
@@ -306,6 +306,8 @@ mod tests {
         roundtrip("document:plan#viewer@user:*");
         roundtrip("test/resource:first#viewer@test/user:*");
         roundtrip("document:plan#viewer@user:tom[only_office]");
+        roundtrip("document:plan#viewer@user:tom[C]");
+        roundtrip("document:plan#viewer@user:tom[1_path/name]");
         roundtrip(r#"document:plan#viewer@user:tom[only_office:{"ip":"10.0.0.1"}]"#);
         roundtrip("document:plan#viewer@user:tom[expiration:2025-01-01T00:00:00Z]");
         roundtrip(
@@ -340,7 +342,7 @@ mod tests {
             ("document:plan#viewer@user:tom[caveat", "'document:plan#viewer@user:tom[caveat' has a '[' with no closing ']'"),
             ("document:plan#viewer@user:tom[cav1:{bad}]", "caveat 'cav1' context is not a JSON object: key must be a string at line 1 column 2"),
             ("document:plan#viewer@user:tom[cav1:[1]]", "caveat 'cav1' context is not a JSON object: invalid type: sequence, expected a map at line 1 column 0"),
-            ("document:plan#viewer@user:tom[Bad]", "invalid caveat name 'Bad'"),
+            ("document:plan#viewer@user:tom[-bad]", "invalid caveat name '-bad'"),
             ("document:plan#viewer@user:tom[expiration:tomorrow]", "invalid expiration 'tomorrow': timestamp format is invalid (expected RFC 3339, e.g. 2025-01-01T00:00:00Z)"),
             ("document:plan#viewer@user:tom[expiration:2025-01-01T00:00:00Z][cav1]", "'document:plan#viewer@user:tom[expiration:2025-01-01T00:00:00Z][cav1]': expected at most one [caveat] followed by at most one [expiration:…]"),
             ("document:plan#viewer@user:tom[cav1][cav2]", "'document:plan#viewer@user:tom[cav1][cav2]': expected at most one [caveat] followed by at most one [expiration:…]"),

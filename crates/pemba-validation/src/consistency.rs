@@ -51,11 +51,12 @@ fn mentioned(
 }
 
 /// An answer with the missing context names left out: lookups and Check must agree on this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered by how surely the permission is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Answer {
     No,
-    Has,
     Conditional,
+    Has,
 }
 
 impl Answer {
@@ -68,26 +69,31 @@ impl Answer {
     }
 }
 
-/// What LookupSubjects says of `id`: its own entry, else what the wildcard grants it (an exclusion
-/// takes it away, surely or conditionally).
+/// What LookupSubjects says of `id`: its own entry or what the wildcard grants it, whichever is
+/// surer (an exclusion takes the wildcard's grant away, surely or conditionally).
 fn listed_answer(found: &[FoundSubject], id: &str) -> Answer {
-    if let Some(entry) = found.iter().find(|f| f.subject_id == id) {
-        return Answer::of(&entry.permissionship);
-    }
-    let Some(wildcard) = found.iter().find(|f| f.subject_id == WILDCARD_ID) else {
-        return Answer::No;
-    };
-    match wildcard
-        .excluded_subjects
+    let own = found
         .iter()
-        .find(|e| e.subject_id == id)
-    {
-        None => Answer::of(&wildcard.permissionship),
-        Some(excluded) => match excluded.permissionship {
-            Permissionship::Conditional { .. } => Answer::Conditional,
-            _ => Answer::No,
+        .find(|f| f.subject_id == id)
+        .map_or(Answer::No, |entry| Answer::of(&entry.permissionship));
+    let through_wildcard = match found.iter().find(|f| f.subject_id == WILDCARD_ID) {
+        None => Answer::No,
+        Some(wildcard) => match wildcard
+            .excluded_subjects
+            .iter()
+            .find(|e| e.subject_id == id)
+        {
+            None => Answer::of(&wildcard.permissionship),
+            Some(excluded) => match (&wildcard.permissionship, &excluded.permissionship) {
+                (Permissionship::HasPermission, Permissionship::Conditional { .. })
+                | (Permissionship::Conditional { .. }, Permissionship::Conditional { .. }) => {
+                    Answer::Conditional
+                }
+                _ => Answer::No,
+            },
         },
-    }
+    };
+    own.max(through_wildcard)
 }
 
 pub fn cross_check<S: RelationshipSnapshot>(

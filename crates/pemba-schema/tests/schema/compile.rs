@@ -444,3 +444,14 @@ fn source_name_appears_only_in_errors() {
     let b = compile("b.zed", "definition user {}").expect("compiles");
     assert_eq!(a, b);
 }
+
+#[test]
+fn caveat_names_follow_spicedbs_api_pattern_not_the_type_pattern() {
+    // SpiceDB accepts these (its API's caveat name pattern), though none is a valid type name.
+    for name in ["c", "Cav", "1cav", "_cav", "a/b"] {
+        let schema = format!(
+            "caveat {name}(a int) {{ a == 1 }}\ndefinition user {{}}\ndefinition doc {{\n    relation viewer: user with {name}\n}}"
+        );
+        compiled(&schema);
+    }
+}

@@ -275,8 +275,8 @@ error_case!(
 
 error_case!(
     invalid_caveat_name,
-    "caveat 9lives(a int) {\n\ta == 9\n}",
-    "schema.zed:1:8: invalid caveat name '9lives': must start with a lowercase letter",
+    "caveat abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij(a int) {\n\ta == 9\n}",
+    "schema.zed:1:8: invalid caveat name 'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij': must match ^[a-zA-Z0-9_][a-zA-Z0-9/_|-]{0,127}$",
 );
 
 error_case!(
