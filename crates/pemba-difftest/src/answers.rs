@@ -132,6 +132,7 @@ pub fn evaluate(case: &Case) -> Answers {
                     let code = match e {
                         RelationshipError::UnknownDefinition(_)
                         | RelationshipError::UnknownRelation { .. } => "FAILED_PRECONDITION",
+                        RelationshipError::CaveatContext(_) => "UNKNOWN",
                         _ => "INVALID_ARGUMENT",
                     };
                     error(code, e)

@@ -39,6 +39,9 @@ pub enum RejectionKind {
     FailedPrecondition,
     AlreadyExists,
     Internal,
+    /// SpiceDB's answer to a caveat context written with an unknown parameter or a value of the
+    /// wrong type (its error carries no status). New kinds go last: rejections are stored.
+    Unknown,
 }
 
 /// A refused write, with the message the client sees.
@@ -56,6 +59,9 @@ impl From<&WriteError> for Rejection {
     /// malformed writes INVALID_ARGUMENT, creating an existing relationship ALREADY_EXISTS.
     fn from(e: &WriteError) -> Self {
         let kind = match e {
+            WriteError::InvalidRelationship(RelationshipError::CaveatContext(_)) => {
+                RejectionKind::Unknown
+            }
             WriteError::InvalidRelationship(
                 RelationshipError::UnknownDefinition(_) | RelationshipError::UnknownRelation { .. },
             )

@@ -40,6 +40,7 @@ pub fn write(e: WriteFailure) -> Status {
             RejectionKind::FailedPrecondition => Status::failed_precondition(rejection.message),
             RejectionKind::AlreadyExists => Status::already_exists(rejection.message),
             RejectionKind::Internal => Status::internal(rejection.message),
+            RejectionKind::Unknown => Status::unknown(rejection.message),
         },
         WriteFailure::Unavailable(message) => Status::unavailable(message),
     }
