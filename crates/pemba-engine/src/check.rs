@@ -149,12 +149,15 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
                 Ok(base.and(!subtracted))
             }
             Rewrite::Computed(name) => self.is_member(resource, name, subject, depth - 1),
+            Rewrite::Arrow(arrow) if self.is_hinted_arrow(resource, arrow, subject) => {
+                Ok(Truth::True)
+            }
             Rewrite::Arrow(arrow) => self.arrow_has_member(resource, arrow, subject, depth),
             Rewrite::Nil => Ok(Truth::False),
         }
     }
 
-    fn arrow_has_member(
+    pub(crate) fn arrow_has_member(
         &self,
         resource: &ObjectRef,
         arrow: &Arrow,

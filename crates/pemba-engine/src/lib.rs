@@ -17,7 +17,7 @@ mod write_validation;
 use std::time::SystemTime;
 
 use pemba_caveats::Truth;
-use pemba_schema::{CompiledSchema, Definition, Member};
+use pemba_schema::{Arrow, CompiledSchema, Definition, Member};
 use pemba_types::{ObjectRef, SubjectRef};
 use serde_json::{Map, Value as Json};
 
@@ -75,9 +75,9 @@ pub struct Engine<'a, S> {
     now: SystemTime,
     /// The request's caveat context; a relationship's written context overrides it.
     context: Map<String, Json>,
-    /// LookupResources' entrypoint hint: this resource, relation and subject count as an
-    /// unconditional member wherever they occur (see `lookup::resource_truth`).
-    hint: Option<(ObjectRef, String, SubjectRef)>,
+    /// LookupResources' entrypoint hint: on this resource, for this subject, this member (or
+    /// arrow) counts as unconditionally granted wherever it occurs (see `lookup`).
+    hint: Option<Hint>,
 }
 
 impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
@@ -94,9 +94,20 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
 
     /// True if `resource#relation@subject` is the entrypoint LookupResources hinted as a member.
     fn is_hinted(&self, resource: &ObjectRef, relation: &str, subject: &SubjectRef) -> bool {
-        self.hint
-            .as_ref()
-            .is_some_and(|(r, rel, s)| r == resource && rel == relation && s == subject)
+        self.hint.as_ref().is_some_and(|h| {
+            h.resource == *resource
+                && h.subject == *subject
+                && h.entrypoint == HintedEntrypoint::Member(relation.to_string())
+        })
+    }
+
+    /// True if `arrow` on `resource` for `subject` is the entrypoint LookupResources hinted.
+    fn is_hinted_arrow(&self, resource: &ObjectRef, arrow: &Arrow, subject: &SubjectRef) -> bool {
+        self.hint.as_ref().is_some_and(|h| {
+            h.resource == *resource
+                && h.subject == *subject
+                && h.entrypoint == HintedEntrypoint::Arrow(arrow.clone())
+        })
     }
 
     /// Evaluates caveats with `context` as the request's context.
@@ -158,6 +169,21 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
     fn validate_resource(&self, resource: &ObjectRef, permission: &str) -> Result<(), EngineError> {
         self.member(&resource.object_type, permission).map(|_| ())
     }
+}
+
+/// What LookupResources counts as granted while it checks a candidate it entered through
+/// `entrypoint` (SpiceDB's check hints).
+#[derive(Debug, Clone)]
+struct Hint {
+    resource: ObjectRef,
+    subject: SubjectRef,
+    entrypoint: HintedEntrypoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HintedEntrypoint {
+    Member(String),
+    Arrow(Arrow),
 }
 
 /// SpiceDB's "a subject set contains itself" rule: `group:eng#member` is a member of

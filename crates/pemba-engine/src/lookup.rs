@@ -9,19 +9,22 @@ use pemba_types::{ObjectRef, SubjectRef, WILDCARD_ID};
 use pemba_caveats::Truth;
 
 use crate::subject_set::{FoundSubject, SubjectSet};
-use crate::{is_self_member, Engine, EngineError, Permissionship, RelationshipSnapshot};
+use crate::{
+    is_self_member, Engine, EngineError, Hint, HintedEntrypoint, Permissionship,
+    RelationshipSnapshot,
+};
 
 /// Where LookupResources enters a permission (see [`Engine::resource_truth`]).
 enum Entrypoint<'s> {
-    /// A member the permission names; `checked` if it lies under an intersection or exclusion.
-    Member { name: &'s str, checked: bool },
-    /// An arrow: answered by Check.
-    Other,
+    /// A member the permission names.
+    Member(&'s str),
+    Arrow(&'s Arrow),
 }
 
-/// The entrypoints of a permission's expression: the members named in every branch of a union
-/// and in the first operand of an intersection or exclusion, and arrows there.
-fn first_entrypoints(rewrite: &Rewrite) -> Vec<Entrypoint<'_>> {
+/// The entrypoints of a permission's expression: the members and arrows in every branch of a
+/// union and in the first operand of an intersection or exclusion, each with whether it lies
+/// under an intersection or exclusion (then the permission is checked with it hinted).
+fn first_entrypoints(rewrite: &Rewrite) -> Vec<(Entrypoint<'_>, bool)> {
     let mut found = Vec::new();
     let mut pending = vec![(rewrite, false)];
     while let Some((rewrite, checked)) = pending.pop() {
@@ -29,8 +32,8 @@ fn first_entrypoints(rewrite: &Rewrite) -> Vec<Entrypoint<'_>> {
             Rewrite::Union(children) => pending.extend(children.iter().rev().map(|c| (c, checked))),
             Rewrite::Intersection(children) => pending.extend(children.first().map(|c| (c, true))),
             Rewrite::Exclusion(base, _) => pending.push((base, true)),
-            Rewrite::Computed(name) => found.push(Entrypoint::Member { name, checked }),
-            Rewrite::Arrow(_) => found.push(Entrypoint::Other),
+            Rewrite::Computed(name) => found.push((Entrypoint::Member(name), checked)),
+            Rewrite::Arrow(arrow) => found.push((Entrypoint::Arrow(arrow), checked)),
             Rewrite::Nil => {}
         }
     }
@@ -250,28 +253,33 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             Member::Permission(permission) => permission,
         };
         let mut found = Truth::False;
-        for entrypoint in first_entrypoints(&permission.rewrite) {
-            let truth = match entrypoint {
-                Entrypoint::Member {
-                    name: member,
-                    checked,
-                } => {
-                    let holds = self.resource_truth(resource, member, subject, depth - 1)?;
-                    if holds == Truth::False || !checked {
-                        holds
-                    } else {
-                        let hinted = Engine {
-                            schema: self.schema,
-                            snapshot: self.snapshot,
-                            max_depth: self.max_depth,
-                            now: self.now,
-                            context: self.context.clone(),
-                            hint: Some((resource.clone(), member.to_string(), subject.clone())),
-                        };
-                        holds.and(hinted.is_member(resource, name, subject, depth)?)
-                    }
-                }
-                Entrypoint::Other => self.is_member(resource, name, subject, depth)?,
+        for (entrypoint, checked) in first_entrypoints(&permission.rewrite) {
+            let (holds, hinted) = match entrypoint {
+                Entrypoint::Member(member) => (
+                    self.resource_truth(resource, member, subject, depth - 1)?,
+                    HintedEntrypoint::Member(member.to_string()),
+                ),
+                Entrypoint::Arrow(arrow) => (
+                    self.arrow_has_member(resource, arrow, subject, depth)?,
+                    HintedEntrypoint::Arrow(arrow.clone()),
+                ),
+            };
+            let truth = if holds == Truth::False || !checked {
+                holds
+            } else {
+                let hinted = Engine {
+                    schema: self.schema,
+                    snapshot: self.snapshot,
+                    max_depth: self.max_depth,
+                    now: self.now,
+                    context: self.context.clone(),
+                    hint: Some(Hint {
+                        resource: resource.clone(),
+                        subject: subject.clone(),
+                        entrypoint: hinted,
+                    }),
+                };
+                holds.and(hinted.is_member(resource, name, subject, depth)?)
             };
             found = found.or(truth);
             if found == Truth::True {
@@ -330,6 +338,7 @@ mod tests {
             relation editor: user
             permission view = (viewer + parent->view) - banned
             permission edit_and_view = editor & viewer
+            permission view_or_banned = view + banned
         }
     "#;
 
@@ -383,6 +392,9 @@ mod tests {
             assert_eq!(lookup("document:b", "view"), ["*-{sam}", "ann", "tom"]);
             assert_eq!(lookup("document:c", "edit_and_view"), ["ann", "joe"]);
             assert_eq!(lookup("document:d", "view"), Vec::<String>::new());
+            // A subject excluded from the wildcard on one side of a union and granted on the
+            // other is not excluded.
+            assert_eq!(lookup("document:a", "view_or_banned"), ["*", "sam", "tom"]);
             let groups = engine
                 .lookup_subjects(&obj("document:b"), "view", "group", Some("member"))
                 .unwrap();

@@ -75,6 +75,7 @@ impl SubjectSet {
         } else {
             insert_or(&mut self.concrete, id, truth);
         }
+        self.unexclude_concretes();
     }
 
     /// Every member now holds only as far as `truth` also holds (the caveat of the relationship
@@ -124,6 +125,24 @@ impl SubjectSet {
         if let Some(wildcard) = &other.wildcard {
             self.union_wildcard(wildcard.clone());
         }
+        self.unexclude_concretes();
+    }
+
+    /// In a union, an id present as a concrete member is excluded from the wildcard only as far
+    /// as it is not a member.
+    fn unexclude_concretes(&mut self) {
+        let Some(wildcard) = &mut self.wildcard else {
+            return;
+        };
+        let concrete = &self.concrete;
+        wildcard.excluded = std::mem::take(&mut wildcard.excluded)
+            .into_iter()
+            .filter_map(|(id, e)| {
+                let member = concrete.get(&id).cloned().unwrap_or(Truth::False);
+                let still = e.and(!member);
+                (still != Truth::False).then_some((id, still))
+            })
+            .collect();
     }
 
     /// How far this set grants `id`: its own entry, else through the wildcard.
@@ -287,7 +306,7 @@ mod tests {
     fn union_keeps_concretes_and_shrinks_exclusions() {
         let mut a = set("*-{tom,sam}");
         a.union_with(&set("tom"));
-        assert_eq!(show(&a), "*-{sam,tom} tom");
+        assert_eq!(show(&a), "*-{sam} tom");
         let mut b = set("*-{sam,ann}");
         b.union_with(&set("*-{ann,joe}"));
         assert_eq!(show(&b), "*-{ann}");
