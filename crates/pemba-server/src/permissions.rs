@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use pemba_engine::{
     Engine, ExpandMode, ExpandNode, ExpandTree, FoundSubject, Permissionship, SetOperation,
@@ -108,6 +109,33 @@ fn request_context(
         )));
     }
     Ok(pemba_proto::convert::struct_to_json(context))
+}
+
+/// True if `r` expired before `now` (it is then invisible to every read, as in SpiceDB).
+fn is_expired(r: &Relationship, now: SystemTime) -> bool {
+    r.expires_at.is_some_and(|at| at < now)
+}
+
+/// Up to `limit` relationships matching `filter` after `after`, expired ones left out: pages are
+/// read until `limit` live ones are found or none are left.
+fn live_relationships(
+    snapshot: &pemba_store::Snapshot,
+    filter: &RelationshipFilter,
+    mut after: Option<pemba_store::RelationshipKey>,
+    limit: usize,
+) -> Vec<Relationship> {
+    let now = SystemTime::now();
+    let mut live = Vec::new();
+    loop {
+        let wanted = limit - live.len();
+        let page = snapshot.query(filter, after.as_ref(), wanted);
+        let exhausted = page.len() < wanted;
+        after = page.last().map(key_of);
+        live.extend(page.into_iter().filter(|r| !is_expired(r, now)));
+        if exhausted || live.len() >= limit || after.is_none() {
+            return live;
+        }
+    }
 }
 
 /// SpiceDB's error for an `optional_limit` above the maximum.
@@ -419,7 +447,7 @@ impl PermissionsService for Permissions {
         } else {
             r.optional_limit as usize
         };
-        let found = snapshot.query(&filter, after.as_ref().map(|(_, key)| key), limit);
+        let found = live_relationships(&snapshot, &filter, after.map(|(_, key)| key), limit);
         let revision = snapshot.revision();
         let token = self.node.token(revision);
         let items = found
@@ -601,10 +629,16 @@ impl PermissionsService for Permissions {
             page.truncate(one_type);
             let Some(final_rel) = page.last() else { break };
             last = Some(key_of(final_rel));
-            responses.push(api::ExportBulkRelationshipsResponse {
-                after_result_cursor: Some(cursor::encode_relationship(revision, final_rel)),
-                relationships: page.iter().map(relationship_to_api).collect(),
-            });
+            let cursor = cursor::encode_relationship(revision, final_rel);
+            // Expired relationships are not exported, as SpiceDB reads none.
+            let now = SystemTime::now();
+            page.retain(|r| !is_expired(r, now));
+            if !page.is_empty() {
+                responses.push(api::ExportBulkRelationshipsResponse {
+                    after_result_cursor: Some(cursor),
+                    relationships: page.iter().map(relationship_to_api).collect(),
+                });
+            }
             if !full && !more_types {
                 break;
             }

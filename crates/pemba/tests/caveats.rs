@@ -182,6 +182,41 @@ async fn caveats_and_expiration_over_the_api() {
         (HasPermission, vec![])
     );
 
+    // ReadRelationships shows the live relationships only, with their caveats and expirations.
+    let mut stream = client
+        .read_relationships(authorized(api::ReadRelationshipsRequest {
+            consistency: full(),
+            relationship_filter: Some(api::RelationshipFilter {
+                resource_type: "document".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await
+        .expect("read")
+        .into_inner();
+    let mut read = Vec::new();
+    while let Some(item) = stream.message().await.expect("ok") {
+        let relationship = item.relationship.expect("a relationship");
+        let subject = relationship
+            .subject
+            .expect("a subject")
+            .object
+            .expect("an object");
+        read.push((
+            subject.object_id,
+            relationship.optional_caveat.map(|c| c.caveat_name),
+            relationship.optional_expires_at.map(|t| t.seconds),
+        ));
+    }
+    assert_eq!(
+        read,
+        [
+            ("new".to_string(), None, Some(10_413_792_000)),
+            ("tom".to_string(), Some("on_network".to_string()), None),
+        ]
+    );
+
     // LookupResources reports the conditional resource with what it is missing.
     let mut stream = client
         .lookup_resources(authorized(api::LookupResourcesRequest {
