@@ -46,7 +46,7 @@ impl Truth {
         }
     }
 
-    pub fn from_bool(value: bool) -> Truth {
+    fn from_bool(value: bool) -> Truth {
         if value {
             Truth::True
         } else {
@@ -114,17 +114,9 @@ impl Caveat {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn parameters(&self) -> &BTreeMap<String, ParameterType> {
-        &self.parameters
-    }
-
     /// Converts every value of `context` whose key is a parameter to that parameter's type
     /// (other keys are ignored, as SpiceDB ignores them).
-    pub fn typed_context(
+    fn typed_context(
         &self,
         context: &Map<String, Json>,
     ) -> Result<BTreeMap<String, Value>, EvaluationError> {

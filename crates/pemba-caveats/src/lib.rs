@@ -13,5 +13,3 @@ mod types;
 
 pub use caveat::{Caveat, Truth};
 pub use error::{CompileError, Diagnostic, EvaluationError};
-pub use ipaddress::IpAddress;
-pub use types::ParameterType;

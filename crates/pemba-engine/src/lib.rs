@@ -14,6 +14,7 @@ mod snapshot;
 mod subject_set;
 mod write_validation;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use pemba_caveats::Truth;
@@ -73,8 +74,9 @@ pub struct Engine<'a, S> {
     max_depth: u32,
     /// Relationships expiring before this instant are invisible.
     now: SystemTime,
-    /// The request's caveat context; a relationship's written context overrides it.
-    context: Map<String, Json>,
+    /// The request's caveat context; a relationship's written context overrides it. Shared with
+    /// the engines LookupResources derives for its hints.
+    context: Arc<Map<String, Json>>,
     /// LookupResources' entrypoint hint: on this resource, for this subject, this member (or
     /// arrow) counts as unconditionally granted wherever it occurs (see `lookup`).
     hint: Option<Hint>,
@@ -87,32 +89,32 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
             snapshot,
             max_depth: DEFAULT_MAX_DEPTH,
             now: SystemTime::now(),
-            context: Map::new(),
+            context: Arc::default(),
             hint: None,
         }
     }
 
+    /// The entrypoint LookupResources hinted as granted for `subject` on `resource`, if any.
+    fn hinted(&self, resource: &ObjectRef, subject: &SubjectRef) -> Option<&HintedEntrypoint> {
+        self.hint
+            .as_ref()
+            .filter(|h| h.resource == *resource && h.subject == *subject)
+            .map(|h| &h.entrypoint)
+    }
+
     /// True if `resource#relation@subject` is the entrypoint LookupResources hinted as a member.
     fn is_hinted(&self, resource: &ObjectRef, relation: &str, subject: &SubjectRef) -> bool {
-        self.hint.as_ref().is_some_and(|h| {
-            h.resource == *resource
-                && h.subject == *subject
-                && h.entrypoint == HintedEntrypoint::Member(relation.to_string())
-        })
+        matches!(self.hinted(resource, subject), Some(HintedEntrypoint::Member(m)) if m == relation)
     }
 
     /// True if `arrow` on `resource` for `subject` is the entrypoint LookupResources hinted.
     fn is_hinted_arrow(&self, resource: &ObjectRef, arrow: &Arrow, subject: &SubjectRef) -> bool {
-        self.hint.as_ref().is_some_and(|h| {
-            h.resource == *resource
-                && h.subject == *subject
-                && h.entrypoint == HintedEntrypoint::Arrow(arrow.clone())
-        })
+        matches!(self.hinted(resource, subject), Some(HintedEntrypoint::Arrow(a)) if a == arrow)
     }
 
     /// Evaluates caveats with `context` as the request's context.
     pub fn with_context(mut self, context: Map<String, Json>) -> Self {
-        self.context = context;
+        self.context = Arc::new(context);
         self
     }
 
@@ -180,7 +182,7 @@ struct Hint {
     entrypoint: HintedEntrypoint,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum HintedEntrypoint {
     Member(String),
     Arrow(Arrow),
@@ -196,7 +198,7 @@ fn is_self_member(resource: &ObjectRef, relation: &str, subject: &SubjectRef) ->
 pub(crate) mod tests {
     use pemba_types::{ObjectRef, Relationship, SubjectRef};
 
-    use crate::{Engine, FixedSnapshot};
+    use crate::{Engine, FixedSnapshot, FoundSubject, Permissionship};
 
     pub fn obj(text: &str) -> ObjectRef {
         ObjectRef::parse(text).unwrap()
@@ -204,6 +206,26 @@ pub(crate) mod tests {
 
     pub fn subj(text: &str) -> SubjectRef {
         SubjectRef::parse(text).unwrap()
+    }
+
+    /// LookupSubjects' answer in short: `tom`, `tom?` when conditional, `*-{sam,ann?}` for a
+    /// wildcard with its exclusions (`?` for a conditional one).
+    pub fn show_found(found: &[FoundSubject]) -> Vec<String> {
+        let marked = |f: &FoundSubject| match f.permissionship {
+            Permissionship::Conditional { .. } => format!("{}?", f.subject_id),
+            _ => f.subject_id.clone(),
+        };
+        found
+            .iter()
+            .map(|f| {
+                let excluded: Vec<String> = f.excluded_subjects.iter().map(marked).collect();
+                if excluded.is_empty() {
+                    marked(f)
+                } else {
+                    format!("{}-{{{}}}", marked(f), excluded.join(","))
+                }
+            })
+            .collect()
     }
 
     /// Compiles `schema`, stores `relationships` and runs `body` against an engine over them.

@@ -268,16 +268,13 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
                 holds
             } else {
                 let hinted = Engine {
-                    schema: self.schema,
-                    snapshot: self.snapshot,
-                    max_depth: self.max_depth,
-                    now: self.now,
                     context: self.context.clone(),
                     hint: Some(Hint {
                         resource: resource.clone(),
                         subject: subject.clone(),
                         entrypoint: hinted,
                     }),
+                    ..*self
                 };
                 holds.and(hinted.is_member(resource, name, subject, depth)?)
             };
@@ -313,8 +310,8 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
 
 #[cfg(test)]
 mod tests {
-    use crate::tests::{engine_fixture, obj, subj};
-    use crate::{FoundSubject, Permissionship};
+    use crate::tests::{engine_fixture, obj, show_found, subj};
+    use crate::Permissionship;
 
     fn ids(found: Vec<(String, Permissionship)>) -> Vec<String> {
         found
@@ -342,29 +339,6 @@ mod tests {
         }
     "#;
 
-    fn show(found: Vec<FoundSubject>) -> Vec<String> {
-        found
-            .into_iter()
-            .map(|f| {
-                let mark = |p: &Permissionship| match p {
-                    Permissionship::Conditional { .. } => "?",
-                    _ => "",
-                };
-                let excluded: Vec<String> = f
-                    .excluded_subjects
-                    .iter()
-                    .map(|e| format!("{}{}", e.subject_id, mark(&e.permissionship)))
-                    .collect();
-                let id = format!("{}{}", f.subject_id, mark(&f.permissionship));
-                if excluded.is_empty() {
-                    id
-                } else {
-                    format!("{id}-{{{}}}", excluded.join(","))
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn lookup_subjects_reports_wildcards_with_exclusions() {
         let rels = [
@@ -382,8 +356,8 @@ mod tests {
         ];
         engine_fixture(SCHEMA, &rels, |engine| {
             let lookup = |resource: &str, permission: &str| {
-                show(
-                    engine
+                show_found(
+                    &engine
                         .lookup_subjects(&obj(resource), permission, "user", None)
                         .unwrap(),
                 )
@@ -398,7 +372,7 @@ mod tests {
             let groups = engine
                 .lookup_subjects(&obj("document:b"), "view", "group", Some("member"))
                 .unwrap();
-            assert_eq!(show(groups), ["eng"]);
+            assert_eq!(show_found(&groups), ["eng"]);
         });
     }
 
@@ -452,8 +426,8 @@ mod tests {
         ];
         engine_fixture(CAVEATED, &rels, |engine| {
             let subjects = |resource: &str| {
-                show(
-                    engine
+                show_found(
+                    &engine
                         .lookup_subjects(&obj(resource), "view", "user", None)
                         .unwrap(),
                 )

@@ -246,6 +246,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::tests::show_found;
 
     fn partial() -> Truth {
         Truth::Partial(BTreeSet::from(["x".to_string()]))
@@ -278,28 +279,7 @@ mod tests {
     }
 
     fn show(s: &SubjectSet) -> String {
-        let mark = |p: &Permissionship| match p {
-            Permissionship::Conditional { .. } => "?",
-            _ => "",
-        };
-        s.clone()
-            .into_found()
-            .iter()
-            .map(|f| {
-                let excluded: Vec<String> = f
-                    .excluded_subjects
-                    .iter()
-                    .map(|e| format!("{}{}", e.subject_id, mark(&e.permissionship)))
-                    .collect();
-                let id = format!("{}{}", f.subject_id, mark(&f.permissionship));
-                if excluded.is_empty() {
-                    id
-                } else {
-                    format!("{id}-{{{}}}", excluded.join(","))
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        show_found(&s.clone().into_found()).join(" ")
     }
 
     #[test]

@@ -9,6 +9,7 @@ use pemba_schema::CompiledSchema;
 use pemba_types::{ObjectRef, Relationship, SubjectRef, WILDCARD_ID};
 
 use crate::file::Assertions;
+use crate::Answer;
 
 /// How many (resource, permission, subject) triples were compared, and every disagreement.
 pub struct CrossCheck {
@@ -50,25 +51,6 @@ fn mentioned(
     (objects, subjects)
 }
 
-/// An answer with the missing context names left out: lookups and Check must agree on this.
-/// Ordered by how surely the permission is held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Answer {
-    No,
-    Conditional,
-    Has,
-}
-
-impl Answer {
-    fn of(permissionship: &Permissionship) -> Answer {
-        match permissionship {
-            Permissionship::NoPermission => Answer::No,
-            Permissionship::HasPermission => Answer::Has,
-            Permissionship::Conditional { .. } => Answer::Conditional,
-        }
-    }
-}
-
 /// What LookupSubjects says of `id`: its own entry or what the wildcard grants it, whichever is
 /// surer (an exclusion takes the wildcard's grant away, surely or conditionally).
 fn listed_answer(found: &[FoundSubject], id: &str) -> Answer {
@@ -76,23 +58,18 @@ fn listed_answer(found: &[FoundSubject], id: &str) -> Answer {
         .iter()
         .find(|f| f.subject_id == id)
         .map_or(Answer::No, |entry| Answer::of(&entry.permissionship));
-    let through_wildcard = match found.iter().find(|f| f.subject_id == WILDCARD_ID) {
-        None => Answer::No,
-        Some(wildcard) => match wildcard
-            .excluded_subjects
+    let through_wildcard =
+        found
             .iter()
-            .find(|e| e.subject_id == id)
-        {
-            None => Answer::of(&wildcard.permissionship),
-            Some(excluded) => match (&wildcard.permissionship, &excluded.permissionship) {
-                (Permissionship::HasPermission, Permissionship::Conditional { .. })
-                | (Permissionship::Conditional { .. }, Permissionship::Conditional { .. }) => {
-                    Answer::Conditional
-                }
-                _ => Answer::No,
-            },
-        },
-    };
+            .find(|f| f.subject_id == WILDCARD_ID)
+            .map_or(Answer::No, |wildcard| {
+                let excluded = wildcard
+                    .excluded_subjects
+                    .iter()
+                    .find(|e| e.subject_id == id)
+                    .map_or(Answer::No, |e| Answer::of(&e.permissionship));
+                Answer::of(&wildcard.permissionship).min(excluded.not())
+            });
     own.max(through_wildcard)
 }
 

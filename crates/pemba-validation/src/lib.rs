@@ -133,9 +133,9 @@ pub fn run_source(name: &str, text: &str) -> Report {
 
     let mut assertion_count = 0;
     for (list, expected) in [
-        (&assertions.assert_true, Expected::True),
-        (&assertions.assert_caveated, Expected::Caveated),
-        (&assertions.assert_false, Expected::False),
+        (&assertions.assert_true, Answer::Has),
+        (&assertions.assert_caveated, Answer::Conditional),
+        (&assertions.assert_false, Answer::No),
     ] {
         for assertion in list.iter().flatten() {
             assertion_count += 1;
@@ -176,12 +176,42 @@ pub fn run_source(name: &str, text: &str) -> Report {
     }
 }
 
-/// Which answer an assertion list requires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expected {
-    True,
-    Caveated,
-    False,
+/// A check's answer with the missing context names left out: what an assertion list requires
+/// (assertTrue, assertCaveated, assertFalse), and what lookups and Check must agree on. Ordered
+/// by how surely the permission is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Answer {
+    No,
+    Conditional,
+    Has,
+}
+
+impl Answer {
+    pub(crate) fn of(permissionship: &Permissionship) -> Answer {
+        match permissionship {
+            Permissionship::NoPermission => Answer::No,
+            Permissionship::HasPermission => Answer::Has,
+            Permissionship::Conditional { .. } => Answer::Conditional,
+        }
+    }
+
+    /// Kleene negation: a conditional answer stays conditional.
+    pub(crate) fn not(self) -> Answer {
+        match self {
+            Answer::No => Answer::Has,
+            Answer::Conditional => Answer::Conditional,
+            Answer::Has => Answer::No,
+        }
+    }
+
+    /// The status name SpiceDB gives this answer.
+    fn api_name(self) -> &'static str {
+        match self {
+            Answer::No => "NO_PERMISSION",
+            Answer::Conditional => "CONDITIONAL_PERMISSION",
+            Answer::Has => "HAS_PERMISSION",
+        }
+    }
 }
 
 /// Splits `resource#permission@subject with {"json": "context"}` into the relationship and the
@@ -209,7 +239,7 @@ fn check_assertion<S: pemba_engine::RelationshipSnapshot>(
     schema: &CompiledSchema,
     snapshot: &S,
     assertion: &str,
-    expected: Expected,
+    expected: Answer,
 ) -> Option<String> {
     let (parsed, context) = match parse_assertion(assertion) {
         Ok(parsed) => parsed,
@@ -220,23 +250,17 @@ fn check_assertion<S: pemba_engine::RelationshipSnapshot>(
         Ok(answer) => answer,
         Err(e) => return Some(format!("assertion `{assertion}` could not be checked: {e}")),
     };
-    let got = match answer {
-        Permissionship::HasPermission => Expected::True,
-        Permissionship::NoPermission => Expected::False,
-        Permissionship::Conditional { .. } => Expected::Caveated,
-    };
+    let got = Answer::of(&answer);
     (got != expected).then(|| {
         let wanted = match expected {
-            Expected::True => "true",
-            Expected::Caveated => "caveated",
-            Expected::False => "false",
+            Answer::Has => "true",
+            Answer::Conditional => "caveated",
+            Answer::No => "false",
         };
-        let answered = match got {
-            Expected::True => "HAS_PERMISSION",
-            Expected::Caveated => "CONDITIONAL_PERMISSION",
-            Expected::False => "NO_PERMISSION",
-        };
-        format!("expected `{assertion}` to be {wanted}, but the check answered {answered}")
+        format!(
+            "expected `{assertion}` to be {wanted}, but the check answered {}",
+            got.api_name()
+        )
     })
 }
 

@@ -11,7 +11,6 @@ use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
 use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
 use support::{authorized, stored_documents, Server};
-use tonic::transport::Channel;
 use tonic::Code;
 
 const SCHEMA: &str = "definition user {}\n\ndefinition document {\n    relation viewer: user\n    permission view = viewer\n}\n";
@@ -64,11 +63,7 @@ fn at_exact(token: &str) -> Option<api::Consistency> {
 async fn bad_input_gets_its_status_and_changes_nothing() {
     let data = tempfile::tempdir().expect("a temp dir");
     let server = Server::start(data.path());
-    let channel = Channel::from_shared(server.url())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connects");
+    let channel = server.channel().await;
     let mut schema = SchemaServiceClient::new(channel.clone());
     let mut client =
         PermissionsServiceClient::new(channel).max_encoding_message_size(64 * 1024 * 1024);

@@ -16,14 +16,6 @@ const SCHEMA: &str = "definition user {}\n\ndefinition document {\n    relation 
 const WRITERS: usize = 4;
 const ROUNDS: usize = 3;
 
-async fn connect(server: &Server) -> Channel {
-    Channel::from_shared(server.url())
-        .expect("a valid url")
-        .connect()
-        .await
-        .expect("connects")
-}
-
 /// Writes one relationship per request until the server dies; records each acknowledged one.
 async fn write_until_failure(
     channel: Channel,
@@ -59,7 +51,7 @@ async fn kill_nine_during_writes_loses_no_acknowledged_write() {
     let data = tempfile::tempdir().expect("a temp dir");
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
     let mut server = Server::start(data.path());
-    let mut schema = SchemaServiceClient::new(connect(&server).await);
+    let mut schema = SchemaServiceClient::new(server.channel().await);
     schema
         .write_schema(authorized(api::WriteSchemaRequest {
             schema: SCHEMA.into(),
@@ -68,7 +60,7 @@ async fn kill_nine_during_writes_loses_no_acknowledged_write() {
         .expect("schema is written");
 
     for round in 0..ROUNDS {
-        let channel = connect(&server).await;
+        let channel = server.channel().await;
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
                 tokio::spawn(write_until_failure(
@@ -85,7 +77,7 @@ async fn kill_nine_during_writes_loses_no_acknowledged_write() {
             writer.await.expect("writer task ends");
         }
         server = Server::start(data.path());
-        let mut client = PermissionsServiceClient::new(connect(&server).await);
+        let mut client = PermissionsServiceClient::new(server.channel().await);
         let stored = stored_documents(&mut client).await;
         let acknowledged = acknowledged.lock().expect("not poisoned").clone();
         let lost: Vec<&String> = acknowledged.difference(&stored).collect();

@@ -62,11 +62,7 @@ async fn metrics_health_and_readiness_are_served() {
     );
     assert!(metrics.contains("pemba_ready 1"), "{metrics}");
 
-    let channel = tonic::transport::Channel::from_shared(server.url())
-        .expect("a valid url")
-        .connect()
-        .await
-        .expect("connects");
+    let channel = server.channel().await;
     let mut health = HealthClient::new(channel);
     let serving = health
         .check(HealthCheckRequest {

@@ -114,6 +114,15 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// A connected channel to the server's gRPC port.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.url())
+            .expect("a valid url")
+            .connect()
+            .await
+            .expect("connects")
+    }
+
     /// Sends SIGTERM and waits up to `within` for the process to exit; returns whether it exited
     /// successfully.
     pub fn terminate(mut self, within: Duration) -> bool {
