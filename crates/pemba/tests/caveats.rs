@@ -87,11 +87,7 @@ async fn caveats_and_expiration_over_the_api() {
     use api::check_permission_response::Permissionship::*;
     let data = tempfile::tempdir().expect("a temp dir");
     let server = Server::start(data.path());
-    let channel = Channel::from_shared(server.url())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connects");
+    let channel = server.channel().await;
     let mut schema = SchemaServiceClient::new(channel.clone());
     let mut client = PermissionsServiceClient::new(channel);
 
@@ -172,6 +168,16 @@ async fn caveats_and_expiration_over_the_api() {
         "type error for parameters for caveat `on_network`: could not convert context parameter `ip`: for ipaddress: ipaddress requires an ipaddress string, found: float64 `12`"
     );
 
+    // A request context over SpiceDB's 4096-byte limit is refused (SpiceDB counts 5013 too).
+    let error = check(&mut client, "tom", json!({"ip": "x".repeat(5000)}))
+        .await
+        .expect_err("an oversized context");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert_eq!(
+        error.message(),
+        "request caveat context should have less than 4096 bytes but had 5013"
+    );
+
     // Expired relationships grant nothing; those expiring later do.
     assert_eq!(
         check(&mut client, "old", json!({})).await.unwrap(),
@@ -216,6 +222,25 @@ async fn caveats_and_expiration_over_the_api() {
             ("tom".to_string(), Some("on_network".to_string()), None),
         ]
     );
+
+    // Nor does the export show the expired one.
+    let mut stream = client
+        .export_bulk_relationships(authorized(api::ExportBulkRelationshipsRequest::default()))
+        .await
+        .expect("export")
+        .into_inner();
+    let mut exported = Vec::new();
+    while let Some(batch) = stream.message().await.expect("ok") {
+        for relationship in batch.relationships {
+            let subject = relationship
+                .subject
+                .expect("a subject")
+                .object
+                .expect("an object");
+            exported.push(subject.object_id);
+        }
+    }
+    assert_eq!(exported, ["new", "tom"]);
 
     // LookupResources reports the conditional resource with what it is missing.
     let mut stream = client

@@ -514,3 +514,35 @@ fn error_fields_match_the_display() {
         "a/b.zed:3:1: expected an expression after '+', found '}'"
     );
 }
+
+// ---- caveat expressions: cel-go's reports, placed as SpiceDB places them (checked against
+// SpiceDB: an expression whose last token ends a statement carries its line break, so a
+// following line exists and cel-go quotes it, empty)
+
+error_case!(
+    caveat_expression_undeclared_reference,
+    "caveat cav(a int) {\n    a == b\n}",
+    "schema.zed:2:5: invalid expression for caveat `cav`: ERROR: cav:2:10: undeclared \
+     reference to 'b' (in container '')\n | \n | ^",
+);
+
+error_case!(
+    caveat_expression_without_overload,
+    "caveat cav(a int) {\n    a == 'x'\n}",
+    "schema.zed:2:5: invalid expression for caveat `cav`: ERROR: cav:2:7: found no matching \
+     overload for '_==_' applied to '(int, string)'",
+);
+
+error_case!(
+    caveat_expression_on_the_first_line,
+    "caveat cav(a int) { a == b }",
+    "schema.zed:1:21: invalid expression for caveat `cav`: ERROR: cav:1:26: undeclared \
+     reference to 'b' (in container '')\n | a == b\n | ......^",
+);
+
+error_case!(
+    caveat_expression_of_another_type,
+    "caveat cav(m map<any>) {\n    m.x\n}",
+    "schema.zed:2:5: invalid expression for caveat `cav`: caveat expression must result in a \
+     boolean value: found `dyn`",
+);
