@@ -1,39 +1,54 @@
 //! Checks a recorded history against what the replicas hold.
 //!
-//! The committed history comes from the replica with the newest head: every revision's changes.
-//! From it a model replays the relationships at each revision and evaluates `view` by hand (the
-//! schema is small enough to say it directly: a direct viewer, or a member of a viewer group),
+//! The committed history comes from the replica with the newest head: every revision's changes
+//! and its time. From it a model replays the relationships at each revision and evaluates `view`
+//! by hand (the schema is small enough to say it directly: a direct viewer, or a member of a
+//! viewer group, where a relationship counts unless it expired before the revision's time),
 //! independently of the engine under test.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
+use pemba_engine::RelationshipSnapshot;
 use pemba_store::{Change, Datastore};
-use pemba_types::Revision;
+use pemba_types::{Relationship, Revision};
 
 use crate::history::{Consistency, Event, Update};
 
-/// The relationships after each revision that changed any, as text.
+/// The text of a relationship's key: without its expiration.
+fn key_text(r: &Relationship) -> String {
+    Relationship {
+        expires_at: None,
+        ..r.clone()
+    }
+    .to_string()
+}
+
+/// The relationships stored after each revision that changed any, by key text, and the time of
+/// every revision.
 struct Model {
-    states: BTreeMap<Revision, BTreeSet<String>>,
+    states: BTreeMap<Revision, BTreeMap<String, Relationship>>,
+    times: Vec<SystemTime>,
 }
 
 impl Model {
-    fn replay(history: &[(Revision, Vec<Change>)]) -> Model {
-        let mut state = BTreeSet::new();
+    fn replay(history: &[(Revision, Vec<Change>)], times: Vec<SystemTime>) -> Model {
+        let mut state = BTreeMap::new();
         let mut states = BTreeMap::from([(0, state.clone())]);
         for (revision, changes) in history {
             for change in changes {
                 match change {
-                    Change::Touch(r) => state.insert(r.to_string()),
-                    Change::Delete(r) => state.remove(&r.to_string()),
+                    Change::Touch(r) => state.insert(key_text(r), r.clone()),
+                    Change::Delete(r) => state.remove(&key_text(r)),
                 };
             }
             states.insert(*revision, state.clone());
         }
-        Model { states }
+        Model { states, times }
     }
 
-    fn at(&self, revision: Revision) -> &BTreeSet<String> {
+    /// The relationships stored after `revision`, expired or not.
+    fn stored(&self, revision: Revision) -> &BTreeMap<String, Relationship> {
         self.states
             .range(..=revision)
             .next_back()
@@ -41,16 +56,43 @@ impl Model {
             .expect("revision 0 is always there")
     }
 
+    /// True if `r` (its key) was stored after `revision` and had not expired at `time`.
+    fn live(&self, revision: Revision, time: SystemTime, r: &Relationship) -> bool {
+        self.stored(revision)
+            .get(&key_text(r))
+            .is_some_and(|stored| !stored.is_expired_at(time))
+    }
+
+    fn time(&self, revision: Revision) -> SystemTime {
+        self.times[revision as usize]
+    }
+
     fn can_view(&self, revision: Revision, document: &str, user: &str) -> bool {
-        let state = self.at(revision);
-        if state.contains(&format!("document:{document}#viewer@user:{user}")) {
+        let time = self.time(revision);
+        let holds = |text: String| {
+            let r = Relationship::parse(&text).expect("a relationship");
+            self.live(revision, time, &r)
+        };
+        if holds(format!("document:{document}#viewer@user:{user}")) {
             return true;
         }
         (0..crate::workload::GROUPS).any(|g| {
-            state.contains(&format!("document:{document}#viewer@group:g{g}#member"))
-                && state.contains(&format!("group:g{g}#member@user:{user}"))
+            holds(format!("document:{document}#viewer@group:g{g}#member"))
+                && holds(format!("group:g{g}#member@user:{user}"))
         })
     }
+}
+
+/// The time of every revision up to the head, from `datastore`.
+fn times(datastore: &Datastore) -> Vec<SystemTime> {
+    (0..=datastore.head())
+        .map(|r| {
+            let snapshot = datastore
+                .snapshot(r)
+                .expect("the simulation keeps all history");
+            snapshot.time()
+        })
+        .collect()
 }
 
 /// Every change each revision made, in order, from `datastore`.
@@ -71,8 +113,10 @@ pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> 
     };
     let history = committed(authority);
     let head = authority.head();
+    let authority_times = times(authority);
 
-    // Replicas that reached a revision hold the same history up to it.
+    // Replicas that reached a revision hold the same history up to it, and read it at the same
+    // time (so they judge expirations alike).
     for (node, replica) in replicas {
         let theirs = committed(replica);
         let ours: Vec<_> = history
@@ -86,9 +130,19 @@ pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> 
                 replica.head()
             ));
         }
+        let their_times = times(replica);
+        if their_times[..] != authority_times[..their_times.len()] {
+            violations.push(format!(
+                "node {node} (head {}) disagrees with node {newest} on the time of a revision",
+                replica.head()
+            ));
+        }
+    }
+    if authority_times.windows(2).any(|pair| pair[1] < pair[0]) {
+        violations.push("the log's time went backwards".to_string());
     }
 
-    let model = Model::replay(&history);
+    let model = Model::replay(&history, authority_times);
     let revisions: BTreeSet<Revision> = history.iter().map(|(r, _)| *r).collect();
 
     // No acknowledged write lost; preconditions held where the write was applied; no change that
@@ -108,26 +162,33 @@ pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> 
                 Update::Create | Update::Touch => Update::Touch,
                 Update::Delete => Update::Delete,
             };
-            attempted.insert((stored, relationship.to_string()));
+            // A delete names a key; the change it makes names the stored relationship.
+            let text = match stored {
+                Update::Delete => key_text(relationship),
+                _ => relationship.to_string(),
+            };
+            attempted.insert((stored, text));
             if *update == Update::Create && *result == Err(tonic::Code::AlreadyExists) {
                 violations.push(format!(
                     "a write was applied twice (its create found itself): {event}"
                 ));
             }
             if let Ok(revision) = result {
-                let present = model.at(*revision).contains(&relationship.to_string());
+                // A write is planned at its revision's time: what expired by then is absent.
+                let time = model.time(*revision);
                 let applied = revisions.contains(revision)
                     && match stored {
-                        Update::Delete => !present,
-                        _ => present,
+                        Update::Delete => !model.live(*revision, time, relationship),
+                        _ => {
+                            model.stored(*revision).get(&key_text(relationship))
+                                == Some(relationship)
+                        }
                     };
                 if !applied {
                     violations.push(format!("acknowledged write lost: {event}"));
                 }
                 if let Some((must, condition)) = precondition.as_deref() {
-                    let held = model
-                        .at(revision.saturating_sub(1))
-                        .contains(&condition.to_string());
+                    let held = model.live(revision.saturating_sub(1), time, condition);
                     if held != *must {
                         violations.push(format!(
                             "precondition did not hold before the write was applied: {event}"
@@ -141,7 +202,7 @@ pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> 
         for change in changes {
             let wanted = match change {
                 Change::Touch(r) => (Update::Touch, r.to_string()),
-                Change::Delete(r) => (Update::Delete, r.to_string()),
+                Change::Delete(r) => (Update::Delete, key_text(r)),
             };
             if !attempted.contains(&wanted) {
                 violations.push(format!(

@@ -136,13 +136,15 @@ fn host(index: usize) -> String {
     format!("node{}", index + 1)
 }
 
+/// Simulated wall time: a fixed epoch plus simulated time elapsed.
+fn simulated_now() -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        + Duration::from_secs(1_800_000_000)
+        + turmoil::sim_elapsed().unwrap_or_default()
+}
+
 fn clock() -> pemba_cluster::Clock {
-    // Simulated wall time: a fixed epoch plus simulated time elapsed.
-    Arc::new(|| {
-        SystemTime::UNIX_EPOCH
-            + Duration::from_secs(1_800_000_000)
-            + turmoil::sim_elapsed().unwrap_or_default()
-    })
+    Arc::new(simulated_now)
 }
 
 async fn run_node(
@@ -159,6 +161,7 @@ async fn run_node(
         heartbeat_interval: Duration::from_millis(100),
         election_timeout: Duration::from_millis(500),
         snapshot_every: 100,
+        clock_tick: Duration::from_secs(1),
     };
     let replica = Replica::start(
         config,

@@ -20,14 +20,16 @@ use crate::net;
 /// Every client's API key.
 pub const KEY: &str = "simulation-key";
 
-pub const SCHEMA: &str = "definition user {}
+pub const SCHEMA: &str = "use expiration
+
+definition user {}
 
 definition group {
-    relation member: user
+    relation member: user | user with expiration
 }
 
 definition document {
-    relation viewer: user | group#member
+    relation viewer: user | user with expiration | group#member | group#member with expiration
     permission view = viewer
 }
 ";
@@ -295,7 +297,15 @@ pub async fn run_client(
                     let text = format!("document:c{id}x{created}#viewer@user:u0");
                     (Update::Create, Relationship::parse(&text)?)
                 }
-                1..=5 => (Update::Touch, random_relationship(&mut rng)),
+                1..=5 => {
+                    let mut relationship = random_relationship(&mut rng);
+                    // One in three expires within three seconds (by the nodes' clock).
+                    if rng.gen_bool(1.0 / 3.0) {
+                        let lifetime = Duration::from_millis(rng.gen_range(0..3000));
+                        relationship.expires_at = Some(crate::simulated_now() + lifetime);
+                    }
+                    (Update::Touch, relationship)
+                }
                 _ => (Update::Delete, random_relationship(&mut rng)),
             };
             let precondition = rng
@@ -407,7 +417,8 @@ pub async fn run_watcher(
     Ok(())
 }
 
-/// A wire relationship in the text syntax (`type:id#relation@type:id[#relation]`).
+/// A wire relationship in the text syntax (`type:id#relation@type:id[#relation]`, with its
+/// `[expiration:…]`).
 fn text_of(r: &api::Relationship) -> Option<String> {
     let resource = r.resource.as_ref()?;
     let subject = r.subject.as_ref()?;
@@ -416,8 +427,17 @@ fn text_of(r: &api::Relationship) -> Option<String> {
         "" => String::new(),
         relation => format!("#{relation}"),
     };
-    Some(format!(
+    let text = format!(
         "{}:{}#{}@{}:{}{relation}",
         resource.object_type, resource.object_id, r.relation, object.object_type, object.object_id
-    ))
+    );
+    let mut relationship = Relationship::parse(&text).ok()?;
+    relationship.expires_at = match &r.optional_expires_at {
+        Some(t) => Some(
+            std::time::UNIX_EPOCH
+                + Duration::new(u64::try_from(t.seconds).ok()?, u32::try_from(t.nanos).ok()?),
+        ),
+        None => None,
+    };
+    Some(relationship.to_string())
 }

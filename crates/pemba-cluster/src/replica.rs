@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
@@ -43,6 +43,9 @@ pub struct ReplicaConfig {
     pub election_timeout: Duration,
     /// Log entries between snapshots.
     pub snapshot_every: u64,
+    /// How far the log's time may lag the leader's clock before the leader appends a tick.
+    /// Expirations take effect at most about this late (see [`pemba_raft::Request::Tick`]).
+    pub clock_tick: Duration,
 }
 
 /// A wall clock (injected, so simulations control it).
@@ -129,6 +132,7 @@ impl Replica {
         });
         replica.initialize_if_first(&config.initial_members).await?;
         tokio::spawn(name_cluster(replica.clone()));
+        tokio::spawn(advance_clock(Arc::downgrade(&replica), config.clock_tick));
         Ok(replica)
     }
 
@@ -597,5 +601,42 @@ async fn name_cluster(replica: Arc<Replica>) {
             }
         }
         let _ = timeout(Duration::from_secs(1), metrics.changed()).await;
+    }
+}
+
+/// Keeps the log's time close to the clock: while this node leads, whenever the newest applied
+/// revision's time lags its clock by `tick` or more, it appends a [`Request::Tick`]. Busy clusters
+/// need none (every write carries the leader's time). Ends when the replica stops.
+async fn advance_clock(replica: Weak<Replica>, tick: Duration) {
+    let tick = tick.max(Duration::from_millis(10));
+    loop {
+        sleep(tick).await;
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        let (running, leads) = {
+            let metrics = replica.raft.metrics();
+            let metrics = metrics.borrow();
+            (
+                metrics.running_state.is_ok(),
+                metrics.state == ServerState::Leader,
+            )
+        };
+        if !running {
+            return;
+        }
+        let now = (replica.clock)();
+        let lag = now
+            .duration_since(replica.datastore.head_time())
+            .unwrap_or_default();
+        if leads && lag >= tick {
+            if let Err(e) = replica
+                .raft
+                .client_write(Request::Tick { timestamp: now })
+                .await
+            {
+                tracing::debug!(error = %e, "advancing the log's clock");
+            }
+        }
     }
 }

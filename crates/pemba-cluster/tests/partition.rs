@@ -171,6 +171,7 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
             heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(300),
             snapshot_every: 1000,
+            clock_tick: Duration::from_secs(1),
         };
         let dialer = PartitionableDialer {
             from: id,

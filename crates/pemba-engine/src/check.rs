@@ -220,7 +220,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         relation: &str,
     ) -> Result<Vec<Relationship>, EngineError> {
         let mut relationships = self.snapshot.subjects(resource, relation)?;
-        relationships.retain(|r| r.expires_at.is_none_or(|at| at >= self.now));
+        relationships.retain(|r| !r.is_expired_at(self.now));
         Ok(relationships)
     }
 

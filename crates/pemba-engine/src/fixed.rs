@@ -2,16 +2,19 @@
 //! cases, where data is small and written once.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use pemba_types::{ObjectRef, Relationship};
 
 use crate::snapshot::{RelationshipSnapshot, SnapshotError};
 
 /// Relationships held in a list sorted by (resource, relation, subject). Later duplicates (same
-/// resource, relation and subject) replace earlier ones, as a TOUCH would.
-#[derive(Debug, Clone, Default)]
+/// resource, relation and subject) replace earlier ones, as a TOUCH would. It is read at the wall
+/// clock's time when it was made, unless [`FixedSnapshot::at_time`] says otherwise.
+#[derive(Debug, Clone)]
 pub struct FixedSnapshot {
     relationships: Vec<Relationship>,
+    time: SystemTime,
 }
 
 impl FixedSnapshot {
@@ -27,7 +30,13 @@ impl FixedSnapshot {
             .collect();
         Self {
             relationships: unique.into_values().collect(),
+            time: SystemTime::now(),
         }
+    }
+
+    /// The same relationships read at `time`.
+    pub fn at_time(self, time: SystemTime) -> Self {
+        Self { time, ..self }
     }
 }
 
@@ -56,5 +65,9 @@ impl RelationshipSnapshot for FixedSnapshot {
             .filter(|r| r.subject.object == *subject)
             .cloned()
             .collect())
+    }
+
+    fn time(&self) -> SystemTime {
+        self.time
     }
 }

@@ -28,7 +28,8 @@ pub use fixed::FixedSnapshot;
 pub use snapshot::{RelationshipSnapshot, SnapshotError};
 pub use subject_set::FoundSubject;
 pub use write_validation::{
-    allowed_subject_source, subject_type_of, validate_relationship, RelationshipError,
+    allowed_subject_source, subject_type_of, validate_deletion, validate_relationship,
+    RelationshipError,
 };
 
 /// SpiceDB's default maximum dispatch depth.
@@ -72,7 +73,7 @@ pub struct Engine<'a, S> {
     schema: &'a CompiledSchema,
     snapshot: &'a S,
     max_depth: u32,
-    /// Relationships expiring before this instant are invisible.
+    /// Relationships expiring before this instant are invisible: the snapshot's time.
     now: SystemTime,
     /// The request's caveat context; a relationship's written context overrides it. Shared with
     /// the engines LookupResources derives for its hints.
@@ -88,7 +89,7 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
             schema,
             snapshot,
             max_depth: DEFAULT_MAX_DEPTH,
-            now: SystemTime::now(),
+            now: snapshot.time(),
             context: Arc::default(),
             hint: None,
         }
@@ -115,12 +116,6 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
     /// Evaluates caveats with `context` as the request's context.
     pub fn with_context(mut self, context: Map<String, Json>) -> Self {
         self.context = Arc::new(context);
-        self
-    }
-
-    /// Evaluates expirations as of `now` instead of the wall clock.
-    pub fn at_time(mut self, now: SystemTime) -> Self {
-        self.now = now;
         self
     }
 

@@ -1,5 +1,7 @@
 //! The engine's only view of stored data: a consistent snapshot of relationships at one revision.
 
+use std::time::SystemTime;
+
 use pemba_types::{ObjectRef, Relationship};
 use thiserror::Error;
 
@@ -22,4 +24,9 @@ pub trait RelationshipSnapshot {
     /// resource (type, id) and relation. A relationship to the wildcard `type:*` is found by asking
     /// for the object `type:*`.
     fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Relationship>, SnapshotError>;
+
+    /// The instant this snapshot is read at: relationships that expired before it are invisible.
+    /// It must be the same for every call, and in a replicated store the same on every replica
+    /// at one revision, so that a revision has one answer everywhere.
+    fn time(&self) -> SystemTime;
 }

@@ -19,6 +19,11 @@ pub enum Request {
         timestamp: SystemTime,
         command: Box<WriteCommand>,
     },
+    /// Advances the cluster's clock to the leader's `timestamp` (never backwards). Revisions
+    /// take their time from the log, so every replica judges expirations alike at a revision;
+    /// the leader appends a tick whenever the log's time would otherwise lag its clock.
+    /// New variants go last: entries are stored.
+    Tick { timestamp: SystemTime },
 }
 
 /// What an applied write did.

@@ -200,6 +200,13 @@ impl StateMachine {
                     applied.cluster_id = Some(cluster_id);
                 }
             }
+            EntryPayload::Normal(Request::Tick { timestamp }) => {
+                record.last_timestamp = Some(
+                    record
+                        .last_timestamp
+                        .map_or(timestamp, |t| t.max(timestamp)),
+                );
+            }
             EntryPayload::Normal(Request::Write {
                 request_id,
                 timestamp,

@@ -1,12 +1,13 @@
 //! The state machine's own contract beyond openraft's suite: revisions are log indexes, a write
-//! request retried under the same id is applied once, refusals consume their entry, and all of
-//! it survives a snapshot into another replica.
+//! request retried under the same id is applied once, refusals consume their entry, every
+//! revision's time comes from the log, and all of it survives a snapshot into another replica.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+use pemba_engine::RelationshipSnapshot;
 use pemba_raft::{RejectionKind, Request, StateMachine, TypeConfig, WriteOutcome, Written};
 use pemba_store::{Datastore, MemoryPersistence, UpdateOperation, WriteCommand};
 use pemba_types::Relationship;
@@ -132,4 +133,55 @@ async fn request_records_expire_after_the_window_of_log_time() {
         .await
         .map(|outcomes| assert_eq!(outcomes[2], written(3)))
         .expect("applied");
+}
+
+fn tick(index: u64, seconds: u64) -> Entry<TypeConfig> {
+    entry(
+        index,
+        EntryPayload::Normal(Request::Tick {
+            timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+        }),
+    )
+}
+
+fn time_of(datastore: &Datastore, revision: u64) -> u64 {
+    datastore
+        .snapshot(revision)
+        .expect("readable")
+        .time()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_secs()
+}
+
+#[tokio::test]
+async fn every_revision_takes_its_time_from_the_log_and_time_never_goes_back() {
+    let (mut machine, datastore) = new_machine();
+    machine
+        .apply([
+            write(1, "n1-a", 10, schema()),
+            tick(2, 20),
+            entry(3, EntryPayload::Blank),
+            // A new leader whose clock is behind: neither its tick nor its write moves time back.
+            tick(4, 15),
+            write(5, "n2-a", 16, create("document:plan#viewer@user:tom")),
+            tick(6, 30),
+        ])
+        .await
+        .expect("applied");
+    let times: Vec<u64> = (1..=6).map(|r| time_of(&datastore, r)).collect();
+    assert_eq!(times, [10, 20, 20, 20, 20, 30]);
+
+    // A replica that installs a snapshot reads every revision at the same time.
+    let snapshot = machine.build_snapshot().await.expect("a snapshot");
+    let (mut replica, replica_store) = new_machine();
+    replica
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("installed");
+    let replica_times: Vec<u64> = (1..=6).map(|r| time_of(&replica_store, r)).collect();
+    assert_eq!(replica_times, times);
+    // And its next tick continues from there.
+    replica.apply([tick(7, 25)]).await.expect("applied");
+    assert_eq!(time_of(&replica_store, 7), 30);
 }

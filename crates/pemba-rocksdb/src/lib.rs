@@ -174,7 +174,7 @@ impl Persistence for RocksPersistence {
             }
         }
         let revision = write.revision.to_be_bytes();
-        if write.is_write {
+        if write.is_write || write.advances_clock {
             let logged = AppliedWrite {
                 versions: Vec::new(),
                 sidecar: Vec::new(),
@@ -205,7 +205,7 @@ impl Persistence for RocksPersistence {
                 None => batch.delete_cf(versions, key_bytes(key)),
             }
         }
-        let end = (collected.horizon + 1).to_be_bytes();
+        let end = collected.horizon.to_be_bytes();
         batch.delete_range_cf(self.family(WRITES)?, 0u64.to_be_bytes(), end);
         batch.put_cf(self.family(META)?, HORIZON, collected.horizon.to_be_bytes());
         self.db

@@ -247,6 +247,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(150),
             snapshot_every: 1000,
+            clock_tick: Duration::from_secs(1),
         };
         let replica = Replica::start(
             config,

@@ -2,7 +2,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use pemba_engine::{
     Engine, ExpandMode, ExpandNode, ExpandTree, FoundSubject, Permissionship, SetOperation,
@@ -109,33 +108,6 @@ fn request_context(
         )));
     }
     Ok(pemba_proto::convert::struct_to_json(context))
-}
-
-/// True if `r` expired before `now` (it is then invisible to every read, as in SpiceDB).
-fn is_expired(r: &Relationship, now: SystemTime) -> bool {
-    r.expires_at.is_some_and(|at| at < now)
-}
-
-/// Up to `limit` relationships matching `filter` after `after`, expired ones left out: pages are
-/// read until `limit` live ones are found or none are left.
-fn live_relationships(
-    snapshot: &pemba_store::Snapshot,
-    filter: &RelationshipFilter,
-    mut after: Option<pemba_store::RelationshipKey>,
-    limit: usize,
-) -> Vec<Relationship> {
-    let now = SystemTime::now();
-    let mut live = Vec::new();
-    loop {
-        let wanted = limit - live.len();
-        let page = snapshot.query(filter, after.as_ref(), wanted);
-        let exhausted = page.len() < wanted;
-        after = page.last().map(key_of);
-        live.extend(page.into_iter().filter(|r| !is_expired(r, now)));
-        if exhausted || live.len() >= limit || after.is_none() {
-            return live;
-        }
-    }
 }
 
 /// SpiceDB's error for an `optional_limit` above the maximum.
@@ -447,7 +419,7 @@ impl PermissionsService for Permissions {
         } else {
             r.optional_limit as usize
         };
-        let found = live_relationships(&snapshot, &filter, after.map(|(_, key)| key), limit);
+        let found = snapshot.query(&filter, after.map(|(_, key)| key).as_ref(), limit);
         let revision = snapshot.revision();
         let token = self.node.token(revision);
         let items = found
@@ -630,15 +602,10 @@ impl PermissionsService for Permissions {
             let Some(final_rel) = page.last() else { break };
             last = Some(key_of(final_rel));
             let cursor = cursor::encode_relationship(revision, final_rel);
-            // Expired relationships are not exported, as SpiceDB reads none.
-            let now = SystemTime::now();
-            page.retain(|r| !is_expired(r, now));
-            if !page.is_empty() {
-                responses.push(api::ExportBulkRelationshipsResponse {
-                    after_result_cursor: Some(cursor),
-                    relationships: page.iter().map(relationship_to_api).collect(),
-                });
-            }
+            responses.push(api::ExportBulkRelationshipsResponse {
+                after_result_cursor: Some(cursor),
+                relationships: page.iter().map(relationship_to_api).collect(),
+            });
             if !full && !more_types {
                 break;
             }

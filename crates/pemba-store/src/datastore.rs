@@ -6,14 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use pemba_engine::{validate_relationship, RelationshipError, RelationshipSnapshot, SnapshotError};
+use pemba_engine::{
+    validate_deletion, validate_relationship, RelationshipError, RelationshipSnapshot,
+    SnapshotError,
+};
 use pemba_schema::{CompiledSchema, SchemaError};
 use pemba_types::{ObjectRef, Relationship, Revision};
 use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::filter::{Precondition, RelationshipFilter};
-use crate::index::{key_of, Change, RelationshipIndex, RelationshipKey};
+use crate::index::{key_of, Change, ReadAt, RelationshipIndex, RelationshipKey};
 use crate::persistence::{
     AppliedWrite, Collected, Persistence, PersistenceError, Recovered, SidecarUpdate,
 };
@@ -154,6 +157,10 @@ struct State {
     schemas: BTreeMap<Revision, Arc<SchemaVersion>>,
     /// Writes newer than `horizon`: their time and changes (for Watch and garbage collection).
     writes: BTreeMap<Revision, (SystemTime, Arc<Vec<Change>>)>,
+    /// The revisions from `horizon` on at which time advanced, with their times: a revision's
+    /// time is that of the newest entry at or before it (the Unix epoch before any). Reads at a
+    /// revision judge expirations at its time, so every replica answers a revision alike.
+    clock: BTreeMap<Revision, SystemTime>,
     /// The layer above's key-values, durable with each write (see [`SidecarUpdate`]).
     sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
 }
@@ -176,19 +183,40 @@ impl State {
             })?;
             schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
         }
-        let writes = image
-            .writes
-            .into_iter()
-            .map(|w| (w.revision, (w.timestamp, Arc::new(w.changes))))
-            .collect();
+        let mut clock = BTreeMap::new();
+        let mut writes = BTreeMap::new();
+        for record in image.writes {
+            if clock
+                .values()
+                .next_back()
+                .is_none_or(|t| *t < record.timestamp)
+            {
+                clock.insert(record.revision, record.timestamp);
+            }
+            if record.is_write {
+                writes.insert(
+                    record.revision,
+                    (record.timestamp, Arc::new(record.changes)),
+                );
+            }
+        }
         Ok(State {
             index,
             head: image.head,
             horizon: image.horizon,
             schemas,
             writes,
+            clock,
             sidecar: image.sidecar,
         })
+    }
+
+    /// The time of revision `at`.
+    fn time_at(&self, at: Revision) -> SystemTime {
+        self.clock
+            .range(..=at)
+            .next_back()
+            .map_or(SystemTime::UNIX_EPOCH, |(_, time)| *time)
     }
 
     fn schema_at(&self, at: Revision) -> Option<Arc<SchemaVersion>> {
@@ -251,10 +279,16 @@ impl Datastore {
     }
 
     /// Everything the datastore holds, consistent at its head: relationships with their kept
-    /// history, schemas, the change log and the sidecar.
+    /// history, schemas, the change log with the clock, and the sidecar.
     pub fn export(&self) -> Recovered {
         let _writers = self.persistence.lock();
         let state = self.state.read();
+        let recorded: BTreeSet<Revision> = state
+            .writes
+            .keys()
+            .chain(state.clock.keys())
+            .copied()
+            .collect();
         Recovered {
             head: state.head,
             horizon: state.horizon,
@@ -264,17 +298,20 @@ impl Datastore {
                 .iter()
                 .map(|(revision, schema)| (*revision, schema.text.clone()))
                 .collect(),
-            writes: state
-                .writes
-                .iter()
-                .map(|(revision, (timestamp, changes))| AppliedWrite {
-                    revision: *revision,
-                    timestamp: *timestamp,
-                    schema: state.schemas.get(revision).map(|s| s.text.clone()),
-                    changes: changes.as_ref().clone(),
-                    versions: Vec::new(),
-                    is_write: true,
-                    sidecar: Vec::new(),
+            writes: recorded
+                .into_iter()
+                .map(|revision| {
+                    let write = state.writes.get(&revision);
+                    AppliedWrite {
+                        revision,
+                        timestamp: state.time_at(revision),
+                        schema: state.schemas.get(&revision).map(|s| s.text.clone()),
+                        changes: write.map(|(_, c)| c.as_ref().clone()).unwrap_or_default(),
+                        versions: Vec::new(),
+                        is_write: write.is_some(),
+                        advances_clock: state.clock.contains_key(&revision),
+                        sidecar: Vec::new(),
+                    }
                 })
                 .collect(),
             sidecar: state.sidecar.clone(),
@@ -303,6 +340,12 @@ impl Datastore {
         self.state.read().head
     }
 
+    /// The time of the newest applied revision.
+    pub fn head_time(&self) -> SystemTime {
+        let state = self.state.read();
+        state.time_at(state.head)
+    }
+
     /// Sizes and revisions, for metrics.
     pub fn stats(&self) -> DatastoreStats {
         let state = self.state.read();
@@ -326,7 +369,10 @@ impl Datastore {
         state.check_readable(at)?;
         Ok(Snapshot {
             state: self.state.clone(),
-            revision: at,
+            at: ReadAt {
+                revision: at,
+                time: state.time_at(at),
+            },
             schema: state.schema_at(at),
         })
     }
@@ -342,8 +388,9 @@ impl Datastore {
             .collect())
     }
 
-    /// Applies `command` at `revision` (which must be newer than the head), durably. A refused
-    /// command changes nothing, not even the head.
+    /// Applies `command` at `revision` (which must be newer than the head), durably, at time
+    /// `timestamp` (the revision's time; an earlier one counts as the head's time, since time
+    /// never goes back). A refused command changes nothing, not even the head.
     pub fn apply(
         &self,
         revision: Revision,
@@ -393,8 +440,11 @@ impl Datastore {
         refusal: Refusal,
         sidecar: impl FnOnce(&Result<WriteResult, WriteError>) -> Vec<SidecarUpdate>,
     ) -> Result<Result<WriteResult, WriteError>, PersistenceError> {
-        let (planned, versions) = {
+        let (planned, versions, timestamp, advances_clock) = {
             let state = self.state.read();
+            let head_time = state.time_at(state.head);
+            let advances_clock = timestamp > head_time;
+            let timestamp = timestamp.max(head_time);
             // An entry carrying no write may repeat the head revision: a replication log's first
             // entry has index 0, the revision of an empty datastore.
             let repeats_head = revision == state.head && command.is_none();
@@ -404,12 +454,12 @@ impl Datastore {
                     head: state.head,
                 }));
             }
-            match command.map(|command| plan(&state, command)) {
+            match command.map(|command| plan(&state, command, timestamp)) {
                 Some(Ok(plan)) => {
                     let versions = state.index.updated_versions(revision, &plan.changes);
-                    (Some(Ok(plan)), versions)
+                    (Some(Ok(plan)), versions, timestamp, advances_clock)
                 }
-                other => (other, Vec::new()),
+                other => (other, Vec::new(), timestamp, advances_clock),
             }
         };
         let (plan, refused) = match planned {
@@ -437,6 +487,7 @@ impl Datastore {
             timestamp,
             schema: schema.as_ref().map(|s| s.text.clone()),
             is_write: changes.is_some(),
+            advances_clock,
             changes: changes.unwrap_or_default(),
             versions,
             sidecar,
@@ -454,6 +505,9 @@ impl Datastore {
         if let Some(schema) = schema {
             state.schemas.insert(revision, schema);
         }
+        if advances_clock {
+            state.clock.insert(revision, timestamp);
+        }
         if write.is_write {
             state
                 .writes
@@ -465,6 +519,7 @@ impl Datastore {
     }
 
     /// Drops history older than `window` before `now`: reads at older revisions fail afterwards.
+    /// Relationships that expired before the new horizon's time go too (no read can see them).
     pub fn collect_garbage(
         &self,
         now: SystemTime,
@@ -483,9 +538,12 @@ impl Datastore {
         if horizon <= state.horizon {
             return Ok(state.horizon);
         }
-        let versions = state.index.collect_garbage(horizon);
+        let horizon_time = state.time_at(horizon);
+        let versions = state.index.collect_garbage(horizon, horizon_time);
         state.horizon = horizon;
         state.writes = state.writes.split_off(&(horizon + 1));
+        state.clock = state.clock.split_off(&horizon);
+        state.clock.insert(horizon, horizon_time);
         drop(state);
         persistence.collect(&Collected { horizon, versions })?;
         Ok(horizon)
@@ -509,9 +567,14 @@ struct Plan {
     partial: bool,
 }
 
-fn plan(state: &State, command: &WriteCommand) -> Result<Plan, WriteError> {
-    let head = state.head;
-    let current = state.schema_at(head);
+/// Plans `command` as the next revision, whose time is `now`: relationships expired at `now`
+/// count as absent (to preconditions, CREATE, DELETE and schema changes alike).
+fn plan(state: &State, command: &WriteCommand, now: SystemTime) -> Result<Plan, WriteError> {
+    let head = ReadAt {
+        revision: state.head,
+        time: now,
+    };
+    let current = state.schema_at(state.head);
     let schema = current
         .as_ref()
         .map(|s| &s.compiled)
@@ -543,8 +606,9 @@ fn plan(state: &State, command: &WriteCommand) -> Result<Plan, WriteError> {
                 }
             }
             for (operation, r) in updates {
-                if *operation != UpdateOperation::Delete {
-                    validate_relationship(schema, r)?;
+                match operation {
+                    UpdateOperation::Delete => validate_deletion(schema, r)?,
+                    _ => validate_relationship(schema, r)?,
                 }
             }
             check_preconditions(preconditions)?;
@@ -634,17 +698,18 @@ fn plan(state: &State, command: &WriteCommand) -> Result<Plan, WriteError> {
     }
 }
 
-/// A consistent view of the datastore at one revision, with the schema in force then.
+/// A consistent view of the datastore at one revision and that revision's time, with the
+/// schema in force then. Relationships expired at its time are invisible to every read.
 #[derive(Clone)]
 pub struct Snapshot {
     state: Arc<RwLock<State>>,
-    revision: Revision,
+    at: ReadAt,
     schema: Option<Arc<SchemaVersion>>,
 }
 
 impl Snapshot {
     pub fn revision(&self) -> Revision {
-        self.revision
+        self.at.revision
     }
 
     /// The schema in force at this revision, if one was ever written.
@@ -660,17 +725,15 @@ impl Snapshot {
             .unwrap_or(&EMPTY_SCHEMA)
     }
 
-    /// Up to `limit` relationships matching `filter`, in key order, after `after` when given.
+    /// Up to `limit` live relationships matching `filter` (expired ones left out), in key order,
+    /// after `after` when given.
     pub fn query(
         &self,
         filter: &RelationshipFilter,
         after: Option<&RelationshipKey>,
         limit: usize,
     ) -> Vec<Relationship> {
-        self.state
-            .read()
-            .index
-            .query(filter, self.revision, after, limit)
+        self.state.read().index.query(filter, self.at, after, limit)
     }
 }
 
@@ -684,10 +747,14 @@ impl RelationshipSnapshot for Snapshot {
             .state
             .read()
             .index
-            .subjects(resource, relation, self.revision))
+            .subjects(resource, relation, self.at))
     }
 
     fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Relationship>, SnapshotError> {
-        Ok(self.state.read().index.resources_of(subject, self.revision))
+        Ok(self.state.read().index.resources_of(subject, self.at))
+    }
+
+    fn time(&self) -> SystemTime {
+        self.at.time
     }
 }

@@ -2,6 +2,7 @@
 //! garbage-collection window, indexed by resource and by subject object.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
 
 use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,19 @@ impl Version {
     pub fn visible_at(&self, at: Revision) -> bool {
         self.created <= at && self.deleted.is_none_or(|d| d > at)
     }
+
+    /// Visible at the read's revision and not expired at its time.
+    fn live_at(&self, at: ReadAt) -> bool {
+        self.visible_at(at.revision) && !self.relationship.is_expired_at(at.time)
+    }
+}
+
+/// Where a read looks: the revision, and the time expirations are judged at (the revision's own
+/// time for reads; a write's time when the write is planned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAt {
+    pub revision: Revision,
+    pub time: SystemTime,
 }
 
 /// An effective change made by a write.
@@ -75,14 +89,9 @@ impl RelationshipIndex {
         self.by_resource.values().cloned().collect()
     }
 
-    /// The version of `key` visible at `at`.
-    pub fn visible(&self, key: &RelationshipKey, at: Revision) -> Option<&Relationship> {
-        let versions = self.by_resource.get(key)?;
-        versions
-            .iter()
-            .rev()
-            .find(|v| v.visible_at(at))
-            .map(|v| &v.relationship)
+    /// The version of `key` live at `at`.
+    pub fn visible(&self, key: &RelationshipKey, at: ReadAt) -> Option<&Relationship> {
+        live_version(self.by_resource.get(key)?, at).map(|v| &v.relationship)
     }
 
     /// The version lists that applying `changes` as of `revision` (newer than every revision
@@ -136,16 +145,21 @@ impl RelationshipIndex {
         self.install(&updated);
     }
 
-    /// Drops every version that ended at or before `horizon`; returns the changed keys with their
-    /// remaining versions (`None`: the key is gone), for persistence.
+    /// Drops every version that ended at or before `horizon`, and every version that expired
+    /// before `horizon_time` (the horizon's time: reads at the horizon or later, whose times are
+    /// no earlier, cannot see it); returns the changed keys with their remaining versions
+    /// (`None`: the key is gone), for persistence.
     pub fn collect_garbage(
         &mut self,
         horizon: Revision,
+        horizon_time: SystemTime,
     ) -> Vec<(RelationshipKey, Option<Vec<Version>>)> {
         let mut changed = Vec::new();
         for (key, versions) in self.by_resource.iter_mut() {
             let before = versions.len();
-            versions.retain(|v| v.deleted.is_none_or(|d| d > horizon));
+            versions.retain(|v| {
+                v.deleted.is_none_or(|d| d > horizon) && !v.relationship.is_expired_at(horizon_time)
+            });
             if versions.len() != before {
                 changed.push((
                     key.clone(),
@@ -164,24 +178,19 @@ impl RelationshipIndex {
         changed
     }
 
-    /// Relationships of `resource#relation` visible at `at`, in subject order.
-    pub fn subjects(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-        at: Revision,
-    ) -> Vec<Relationship> {
+    /// Relationships of `resource#relation` live at `at`, in subject order.
+    pub fn subjects(&self, resource: &ObjectRef, relation: &str, at: ReadAt) -> Vec<Relationship> {
         let start = (resource.clone(), relation.to_string(), lowest_subject());
         self.by_resource
             .range(start..)
             .take_while(|((res, rel, _), _)| res == resource && rel == relation)
-            .filter_map(|(_, vs)| vs.iter().rev().find(|v| v.visible_at(at)))
+            .filter_map(|(_, vs)| live_version(vs, at))
             .map(|v| v.relationship.clone())
             .collect()
     }
 
-    /// Relationships whose subject object is `subject`, visible at `at`, in resource order.
-    pub fn resources_of(&self, subject: &ObjectRef, at: Revision) -> Vec<Relationship> {
+    /// Relationships whose subject object is `subject`, live at `at`, in resource order.
+    pub fn resources_of(&self, subject: &ObjectRef, at: ReadAt) -> Vec<Relationship> {
         let start = (subject.clone(), lowest_object(), String::new(), None);
         self.by_subject
             .range(start..)
@@ -197,12 +206,12 @@ impl RelationshipIndex {
             .collect()
     }
 
-    /// Up to `limit` relationships matching `filter` at `at`, in key order, strictly after
+    /// Up to `limit` relationships matching `filter` live at `at`, in key order, strictly after
     /// `after` when given. Uses the resource-type range when the filter names a type.
     pub fn query(
         &self,
         filter: &RelationshipFilter,
-        at: Revision,
+        at: ReadAt,
         after: Option<&RelationshipKey>,
         limit: usize,
     ) -> Vec<Relationship> {
@@ -237,19 +246,19 @@ impl RelationshipIndex {
             .range(start..)
             .filter(|(key, _)| after != Some(*key))
             .take_while(|(key, _)| in_type_range(key))
-            .filter_map(|(_, vs)| vs.iter().rev().find(|v| v.visible_at(at)))
+            .filter_map(|(_, vs)| live_version(vs, at))
             .filter(|v| filter.matches(&v.relationship))
             .take(limit)
             .map(|v| v.relationship.clone())
             .collect()
     }
 
-    /// The first relationship visible at `at` for which `predicate` holds, scanning resources of
+    /// The first relationship live at `at` for which `predicate` holds, scanning resources of
     /// `resource_type` (or all, when `None`).
     pub fn find(
         &self,
         resource_type: Option<&str>,
-        at: Revision,
+        at: ReadAt,
         predicate: impl Fn(&Relationship) -> bool,
     ) -> Option<Relationship> {
         let filter = RelationshipFilter {
@@ -269,11 +278,20 @@ impl RelationshipIndex {
                     .as_ref()
                     .is_none_or(|t| key.0.object_type == *t)
             })
-            .filter_map(|(_, vs)| vs.iter().rev().find(|v| v.visible_at(at)))
+            .filter_map(|(_, vs)| live_version(vs, at))
             .map(|v| &v.relationship)
             .find(|r| predicate(r))
             .cloned()
     }
+}
+
+/// The version of a key's list that is live at `at`, if any.
+fn live_version(versions: &[Version], at: ReadAt) -> Option<&Version> {
+    versions
+        .iter()
+        .rev()
+        .find(|v| v.visible_at(at.revision))
+        .filter(|v| v.live_at(at))
 }
 
 #[cfg(test)]
@@ -284,7 +302,15 @@ mod tests {
         Relationship::parse(text).unwrap()
     }
 
-    fn subjects(index: &RelationshipIndex, at: Revision) -> Vec<String> {
+    /// A read at `revision`, at a time before every expiration in these tests.
+    fn at(revision: Revision) -> ReadAt {
+        ReadAt {
+            revision,
+            time: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn subjects(index: &RelationshipIndex, at: ReadAt) -> Vec<String> {
         index
             .subjects(&ObjectRef::new("doc", "one"), "viewer", at)
             .iter()
@@ -298,16 +324,18 @@ mod tests {
         index.apply(1, &[Change::Touch(rel("doc:one#viewer@user:tom"))]);
         index.apply(2, &[Change::Touch(rel("doc:one#viewer@user:sam"))]);
         index.apply(3, &[Change::Delete(rel("doc:one#viewer@user:tom"))]);
-        assert_eq!(subjects(&index, 0), Vec::<String>::new());
-        assert_eq!(subjects(&index, 1), ["user:tom"]);
-        assert_eq!(subjects(&index, 2), ["user:sam", "user:tom"]);
-        assert_eq!(subjects(&index, 3), ["user:sam"]);
+        assert_eq!(subjects(&index, at(0)), Vec::<String>::new());
+        assert_eq!(subjects(&index, at(1)), ["user:tom"]);
+        assert_eq!(subjects(&index, at(2)), ["user:sam", "user:tom"]);
+        assert_eq!(subjects(&index, at(3)), ["user:sam"]);
         assert_eq!(
-            index.resources_of(&ObjectRef::new("user", "tom"), 2).len(),
+            index
+                .resources_of(&ObjectRef::new("user", "tom"), at(2))
+                .len(),
             1
         );
         assert!(index
-            .resources_of(&ObjectRef::new("user", "tom"), 3)
+            .resources_of(&ObjectRef::new("user", "tom"), at(3))
             .is_empty());
     }
 
@@ -322,17 +350,17 @@ mod tests {
                 Change::Touch(rel("doc:one#viewer@user:sam")),
             ],
         );
-        let changed = index.collect_garbage(1);
+        let changed = index.collect_garbage(1, SystemTime::UNIX_EPOCH);
         assert!(
             changed.is_empty(),
             "tom's version ended at 2, after the horizon"
         );
-        let changed = index.collect_garbage(2);
+        let changed = index.collect_garbage(2, SystemTime::UNIX_EPOCH);
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].1, None);
-        assert_eq!(subjects(&index, 2), ["user:sam"]);
+        assert_eq!(subjects(&index, at(2)), ["user:sam"]);
         assert!(index
-            .resources_of(&ObjectRef::new("user", "tom"), 1)
+            .resources_of(&ObjectRef::new("user", "tom"), at(1))
             .is_empty());
     }
 
@@ -350,9 +378,9 @@ mod tests {
             resource_type: Some("doc".into()),
             ..Default::default()
         };
-        let first = index.query(&filter, 1, None, 2);
+        let first = index.query(&filter, at(1), None, 2);
         assert_eq!(first.len(), 2);
-        let rest = index.query(&filter, 1, Some(&key_of(&first[1])), 10);
+        let rest = index.query(&filter, at(1), Some(&key_of(&first[1])), 10);
         assert_eq!(
             rest.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
             ["doc:c#editor@user:y"]
@@ -365,6 +393,6 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(index.query(&by_subject, 1, None, 10).len(), 3);
+        assert_eq!(index.query(&by_subject, at(1), None, 10).len(), 3);
     }
 }

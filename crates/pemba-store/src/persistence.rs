@@ -27,6 +27,11 @@ pub struct AppliedWrite {
     /// Whether the revision carried a write. Revisions that carry none (a replication log's
     /// own entries) only advance the head: they are not in the change log.
     pub is_write: bool,
+    /// Whether `timestamp` is later than the previous revision's time. Such a revision is kept
+    /// in the log of writes even without a write, so that every revision's time (which decides
+    /// what has expired) survives a restart. Derived again from the timestamps on recovery.
+    #[serde(skip)]
+    pub advances_clock: bool,
     /// The layer above's own state (replication progress, de-duplication records), made durable
     /// in the same atomic step as the write.
     pub sidecar: Vec<SidecarUpdate>,
@@ -42,7 +47,8 @@ pub struct SidecarUpdate {
 /// What garbage collection removed, as it must be made durable.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Collected {
-    /// History older than this revision is gone.
+    /// History older than this revision is gone. Records of writes older than it are dropped;
+    /// the horizon's own record stays (it carries the horizon's time).
     pub horizon: Revision,
     /// Changed keys with their remaining versions; `None` deletes the key.
     pub versions: Vec<(RelationshipKey, Option<Vec<Version>>)>,
@@ -60,7 +66,8 @@ pub struct Recovered {
     pub versions: Vec<Vec<Version>>,
     /// Schema texts by the revision that wrote them, oldest first.
     pub schemas: Vec<(Revision, String)>,
-    /// Writes newer than the horizon, oldest first (their `versions` may be empty).
+    /// The horizon's own record and every newer one that wrote or advanced the clock, oldest
+    /// first (their `versions` may be empty).
     pub writes: Vec<AppliedWrite>,
     /// The sidecar's key-values.
     pub sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -130,7 +137,7 @@ impl Persistence for MemoryPersistence {
         if let Some(schema) = &write.schema {
             disk.schemas.push((write.revision, schema.clone()));
         }
-        if write.is_write {
+        if write.is_write || write.advances_clock {
             disk.writes.push(AppliedWrite {
                 versions: Vec::new(),
                 sidecar: Vec::new(),
@@ -155,7 +162,7 @@ impl Persistence for MemoryPersistence {
                 None => disk.versions.remove(key),
             };
         }
-        disk.writes.retain(|w| w.revision > collected.horizon);
+        disk.writes.retain(|w| w.revision >= collected.horizon);
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use pemba_engine::{Engine, Permissionship};
+use pemba_engine::{Engine, Permissionship, RelationshipSnapshot};
 use pemba_store::{
     Change, Datastore, MemoryPersistence, Precondition, ReadError, RelationshipFilter,
     SidecarUpdate, SubjectFilter, UpdateOperation, WriteCommand, WriteError,
@@ -453,4 +453,164 @@ fn an_exported_image_installs_as_an_identical_datastore() {
     // The replacement is durable.
     let reopened = Datastore::open(Box::new(other_disk)).unwrap();
     assert_eq!(reopened.export(), image);
+}
+
+const EXPIRING_SCHEMA: &str = "use expiration\n\ndefinition user {}\n\ndefinition document {\n    relation viewer: user | user with expiration\n    permission view = viewer\n}\n";
+
+/// A store whose viewers may expire; the schema is written at revision 1, time 1 s.
+fn open_expiring() -> (Datastore, MemoryPersistence) {
+    let disk = MemoryPersistence::default();
+    let store = Datastore::open(Box::new(disk.clone())).unwrap();
+    let schema = WriteCommand::Schema {
+        text: EXPIRING_SCHEMA.to_string(),
+    };
+    store.apply(1, at(1), &schema).unwrap();
+    (store, disk)
+}
+
+/// An entry that carries no write, only its time (a replication log's tick).
+fn tick(store: &Datastore, revision: u64, seconds: u64) {
+    store
+        .apply_entry(revision, at(seconds), None, |_| Vec::new())
+        .unwrap()
+        .unwrap();
+}
+
+fn seconds_of(store: &Datastore, revision: u64) -> u64 {
+    let time = store.snapshot(revision).unwrap().time();
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn tom_may_view(store: &Datastore, revision: u64) -> Permissionship {
+    let snapshot = store.snapshot(revision).unwrap();
+    let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
+    let tom = SubjectRef::object("user", "tom");
+    engine
+        .check(&ObjectRef::new("document", "a"), "view", &tom)
+        .unwrap()
+}
+
+#[test]
+fn a_revision_judges_expirations_at_its_own_time_everywhere() {
+    let (store, disk) = open_expiring();
+    store
+        .apply(
+            2,
+            at(2),
+            &touch(&["document:a#viewer@user:tom[expiration:1970-01-01T00:00:10Z]"]),
+        )
+        .unwrap();
+    tick(&store, 3, 10);
+    tick(&store, 4, 11);
+    // An older time does not move the clock back.
+    tick(&store, 5, 5);
+    let times: Vec<u64> = (1..=5).map(|r| seconds_of(&store, r)).collect();
+    assert_eq!(times, [1, 2, 10, 11, 11]);
+    let answers: Vec<Permissionship> = (2..=5).map(|r| tom_may_view(&store, r)).collect();
+    use Permissionship::{HasPermission as Has, NoPermission as No};
+    // Expiring exactly at a revision's time still counts (as in SpiceDB).
+    assert_eq!(answers, [Has, Has, No, No]);
+    assert_eq!(viewers(&store, 3).len(), 1);
+    assert_eq!(viewers(&store, 4), Vec::<String>::new());
+
+    // After a restart, and on a replica that installed an image, every revision keeps its time.
+    let reopened = Datastore::open(Box::new(disk)).unwrap();
+    let replica = Datastore::open(Box::new(MemoryPersistence::default())).unwrap();
+    replica.install(store.export()).unwrap();
+    for other in [&reopened, &replica] {
+        let theirs: Vec<u64> = (1..=5).map(|r| seconds_of(other, r)).collect();
+        assert_eq!(theirs, times);
+        let answers: Vec<Permissionship> = (2..=5).map(|r| tom_may_view(other, r)).collect();
+        assert_eq!(answers, [Has, Has, No, No]);
+    }
+}
+
+#[test]
+fn writes_treat_relationships_expired_at_their_time_as_absent() {
+    let (store, _) = open_expiring();
+    let tom = "document:a#viewer@user:tom[expiration:1970-01-01T00:00:10Z]";
+    store.apply(2, at(2), &touch(&[tom])).unwrap();
+    // Before it expires, tom exists: CREATE conflicts.
+    let create_tom = WriteCommand::Relationships {
+        updates: vec![(UpdateOperation::Create, rel("document:a#viewer@user:tom"))],
+        preconditions: vec![],
+    };
+    assert!(matches!(
+        store.apply(3, at(9), &create_tom),
+        Err(WriteError::AlreadyExists(_))
+    ));
+    // At 20 s it has expired: a MUST_MATCH precondition on it fails ...
+    let must_match = WriteCommand::Relationships {
+        updates: vec![(UpdateOperation::Touch, rel("document:b#viewer@user:sam"))],
+        preconditions: vec![Precondition {
+            must_match: true,
+            filter: RelationshipFilter {
+                resource_type: Some("document".into()),
+                resource_id: Some("a".into()),
+                ..Default::default()
+            },
+        }],
+    };
+    assert!(matches!(
+        store.apply(3, at(20), &must_match),
+        Err(WriteError::PreconditionFailed(_))
+    ));
+    // ... deleting it changes nothing (so Watch reports nothing) ...
+    let delete_tom = WriteCommand::Relationships {
+        updates: vec![(UpdateOperation::Delete, rel("document:a#viewer@user:tom"))],
+        preconditions: vec![],
+    };
+    store.apply(3, at(20), &delete_tom).unwrap();
+    let delete_all = WriteCommand::DeleteByFilter {
+        filter: RelationshipFilter {
+            resource_type: Some("document".into()),
+            ..Default::default()
+        },
+        preconditions: vec![],
+        limit: None,
+        allow_partial: false,
+    };
+    assert_eq!(store.apply(4, at(20), &delete_all).unwrap().count, 0);
+    let changes = store.changes_after(2).unwrap();
+    assert!(changes.iter().all(|(_, c)| c.is_empty()), "{changes:?}");
+    // ... and CREATE succeeds.
+    store.apply(5, at(21), &create_tom).unwrap();
+    assert_eq!(viewers(&store, 5), ["document:a#viewer@user:tom"]);
+}
+
+#[test]
+fn garbage_collection_drops_relationships_expired_before_the_horizon() {
+    let (store, disk) = open_expiring();
+    store
+        .apply(
+            2,
+            at(2),
+            &touch(&[
+                "document:a#viewer@user:tom[expiration:1970-01-01T00:00:10Z]",
+                "document:a#viewer@user:sam",
+            ]),
+        )
+        .unwrap();
+    store
+        .apply(3, at(20), &touch(&["document:b#viewer@user:ann"]))
+        .unwrap();
+    assert_eq!(store.stats().versions, 3);
+    let horizon = store
+        .collect_garbage(at(30), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(horizon, 3);
+    assert_eq!(
+        store.stats().versions,
+        2,
+        "tom expired at 10 s, before 20 s"
+    );
+    let live = ["document:a#viewer@user:sam", "document:b#viewer@user:ann"];
+    assert_eq!(viewers(&store, 3), live);
+    assert_eq!(seconds_of(&store, 3), 20);
+    let reopened = Datastore::open(Box::new(disk)).unwrap();
+    assert_eq!(reopened.stats().versions, 2);
+    assert_eq!(seconds_of(&reopened, 3), 20, "the horizon keeps its time");
+    assert_eq!(viewers(&reopened, 3), live);
 }

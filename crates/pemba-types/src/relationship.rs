@@ -152,6 +152,12 @@ impl Relationship {
         }
     }
 
+    /// True if the relationship expired before `now`: from then on it is invisible to every read
+    /// (an expiry exactly at `now` still counts, as in SpiceDB).
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|at| at < now)
+    }
+
     /// Parses SpiceDB's text syntax:
     /// `type:id#relation@type:id[#relation][[caveat:{json}]][[expiration:RFC3339]]`.
     pub fn parse(text: &str) -> Result<Self, ParseError> {

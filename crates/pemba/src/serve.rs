@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// Log entries between snapshots (the log before a snapshot is then purged).
     #[arg(long, default_value_t = 10_000)]
     snapshot_every: u64,
+    /// How far the log's time may lag the leader's clock before the leader records its time in
+    /// the log. Reads at a revision judge expirations at the revision's recorded time, so
+    /// expiring relationships disappear at most about this late, on every node alike.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    clock_tick: Duration,
 }
 
 /// Cluster members by node id.
@@ -208,6 +213,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat_interval,
         election_timeout: args.election_timeout,
         snapshot_every: args.snapshot_every,
+        clock_tick: args.clock_tick,
     };
     let replica = Replica::start(
         config,

@@ -1,8 +1,11 @@
 //! Caveats and expiring relationships through the gRPC API of a `pemba serve` process: schema
 //! compile errors, written and request contexts, conditional answers with the missing context,
-//! wrong context types, and relationships that expire.
+//! wrong context types, and relationships that expire (on time, with no writes to move the log's
+//! clock, and never at a revision whose time precedes the expiry).
 
 mod support;
+
+use std::time::{Duration, Instant};
 
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
@@ -54,9 +57,19 @@ async fn check(
     user: &str,
     request_context: Value,
 ) -> Result<(api::check_permission_response::Permissionship, Vec<String>), tonic::Status> {
+    check_with(client, full(), user, request_context).await
+}
+
+/// Whether `user` may view `document:plan`, with `consistency`; with any missing context.
+async fn check_with(
+    client: &mut PermissionsServiceClient<Channel>,
+    consistency: Option<api::Consistency>,
+    user: &str,
+    request_context: Value,
+) -> Result<(api::check_permission_response::Permissionship, Vec<String>), tonic::Status> {
     let response = client
         .check_permission(authorized(api::CheckPermissionRequest {
-            consistency: full(),
+            consistency,
             resource: Some(api::ObjectReference {
                 object_type: "document".into(),
                 object_id: "plan".into(),
@@ -274,4 +287,70 @@ async fn caveats_and_expiration_over_the_api() {
         ["ip"]
     );
     assert!(stream.message().await.expect("ok").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relationship_expires_on_time_but_never_at_an_earlier_revision() {
+    use api::check_permission_response::Permissionship::*;
+    let data = tempfile::tempdir().expect("a temp dir");
+    let args = ["--clock-tick".to_string(), "200ms".to_string()];
+    let server = Server::start_with_args(data.path(), "off", support::free_port(), &args);
+    let channel = server.channel().await;
+    let mut client = PermissionsServiceClient::new(channel.clone());
+    SchemaServiceClient::new(channel)
+        .write_schema(authorized(api::WriteSchemaRequest {
+            schema: SCHEMA.into(),
+        }))
+        .await
+        .expect("the schema is written");
+
+    let expires = std::time::SystemTime::now() + Duration::from_secs(2);
+    let mut relationship = Relationship::parse("document:plan#viewer@user:temp").expect("valid");
+    relationship.expires_at = Some(expires);
+    let mut write = touch("document:plan#viewer@user:temp");
+    write.updates[0].relationship = Some(relationship_to_api(&relationship));
+    let token = client
+        .write_relationships(authorized(write))
+        .await
+        .expect("written")
+        .into_inner()
+        .written_at;
+    let at_write = || {
+        Some(api::Consistency {
+            requirement: Some(api::consistency::Requirement::AtExactSnapshot(
+                token.clone().expect("a token"),
+            )),
+        })
+    };
+    assert_eq!(
+        check_with(&mut client, at_write(), "temp", json!({}))
+            .await
+            .unwrap(),
+        (HasPermission, vec![])
+    );
+
+    // Nothing else is written: the leader's ticks alone move the log's time past the expiry.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (answer, _) = check(&mut client, "temp", json!({})).await.unwrap();
+        if answer == NoPermission {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still granted 13 s after the expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        std::time::SystemTime::now() >= expires,
+        "expired before its time"
+    );
+    // The write's revision is still read at the write's time, before the expiry.
+    assert_eq!(
+        check_with(&mut client, at_write(), "temp", json!({}))
+            .await
+            .unwrap(),
+        (HasPermission, vec![])
+    );
 }
