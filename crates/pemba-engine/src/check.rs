@@ -6,6 +6,8 @@
 //! combine with Kleene logic (union = or, intersection = and, exclusion = and not), as SpiceDB
 //! combines caveat expressions.
 
+use std::sync::Arc;
+
 use pemba_caveats::Truth;
 use pemba_schema::{Arrow, ArrowFunction, Member, Relation, Rewrite};
 use pemba_types::{ObjectRef, Relationship, SubjectRef};
@@ -48,12 +50,18 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         if is_self_member(resource, name, subject) || self.is_hinted(resource, name, subject) {
             return Ok(Truth::True);
         }
-        match self.member(&resource.object_type, name)? {
+        if let Some(known) = self.memo.recall(resource, name, subject, depth) {
+            return Ok(known);
+        }
+        let truth = match self.member(&resource.object_type, name)? {
             Member::Relation(relation) => self.is_direct_member(resource, relation, subject, depth),
             Member::Permission(permission) => {
                 self.rewrite_has_member(resource, &permission.rewrite, subject, depth)
             }
-        }
+        }?;
+        self.memo
+            .remember(resource, name, subject, depth, truth.clone());
+        Ok(truth)
     }
 
     fn is_direct_member(
@@ -77,22 +85,19 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             .allowed
             .iter()
             .any(|a| a.subject_type == *subject_type && a.kind == AllowedSubjectKind::Wildcard);
-        let relationships = self.live_subjects(resource, &relation.name)?;
         let mut found = Truth::False;
-        for r in &relationships {
-            let exact = allows_exact && r.subject == *subject;
-            let wildcard = allows_wildcard
-                && r.subject.is_wildcard()
-                && r.subject.relation.is_none()
-                && r.subject.object.object_type == *subject_type;
-            if exact || wildcard {
-                found = found.or(self.caveat_truth(r)?);
+        // Point lookups: the subject itself, then its type's wildcard.
+        let wildcard = allows_wildcard.then(|| SubjectRef::object(subject_type.clone(), "*"));
+        let direct = [allows_exact.then_some(subject), wildcard.as_ref()];
+        for candidate in direct.into_iter().flatten() {
+            if let Some(r) = self.live_relationship(resource, &relation.name, candidate)? {
+                found = found.or(self.caveat_truth(&r)?);
                 if found == Truth::True {
                     return Ok(found);
                 }
             }
         }
-        for r in &relationships {
+        for r in &self.live_subject_sets(resource, &relation.name)? {
             if let Some(subject_relation) = &r.subject.relation {
                 let holds = self.caveat_truth(r)?;
                 if holds == Truth::False {
@@ -218,8 +223,30 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         &self,
         resource: &ObjectRef,
         relation: &str,
-    ) -> Result<Vec<Relationship>, EngineError> {
+    ) -> Result<Vec<Arc<Relationship>>, EngineError> {
         let mut relationships = self.snapshot.subjects(resource, relation)?;
+        relationships.retain(|r| !r.is_expired_at(self.now));
+        Ok(relationships)
+    }
+
+    /// `resource#relation@subject` if it exists now (see [`Engine::live_subjects`]).
+    fn live_relationship(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        subject: &SubjectRef,
+    ) -> Result<Option<Arc<Relationship>>, EngineError> {
+        let found = self.snapshot.relationship(resource, relation, subject)?;
+        Ok(found.filter(|r| !r.is_expired_at(self.now)))
+    }
+
+    /// The subject-set relationships of `resource#relation` that exist now.
+    fn live_subject_sets(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+    ) -> Result<Vec<Arc<Relationship>>, EngineError> {
+        let mut relationships = self.snapshot.subject_sets(resource, relation)?;
         relationships.retain(|r| !r.is_expired_at(self.now));
         Ok(relationships)
     }

@@ -65,7 +65,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
                 let relationships = self.live_subjects(object, &relation.name)?;
                 let (objects, subject_sets): (Vec<SubjectRef>, Vec<SubjectRef>) = relationships
                     .into_iter()
-                    .map(|r| r.subject)
+                    .map(|r| r.subject.clone())
                     .partition(|s| s.relation.is_none());
                 let recurse = mode == ExpandMode::Recursive && !subject_sets.is_empty();
                 let mut children = Vec::new();

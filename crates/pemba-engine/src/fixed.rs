@@ -2,6 +2,7 @@
 //! cases, where data is small and written once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use pemba_types::{ObjectRef, Relationship};
@@ -13,7 +14,7 @@ use crate::snapshot::{RelationshipSnapshot, SnapshotError};
 /// clock's time when it was made, unless [`FixedSnapshot::at_time`] says otherwise.
 #[derive(Debug, Clone)]
 pub struct FixedSnapshot {
-    relationships: Vec<Relationship>,
+    relationships: Vec<Arc<Relationship>>,
     time: SystemTime,
 }
 
@@ -29,7 +30,7 @@ impl FixedSnapshot {
             })
             .collect();
         Self {
-            relationships: unique.into_values().collect(),
+            relationships: unique.into_values().map(Arc::new).collect(),
             time: SystemTime::now(),
         }
     }
@@ -45,8 +46,8 @@ impl RelationshipSnapshot for FixedSnapshot {
         &self,
         resource: &ObjectRef,
         relation: &str,
-    ) -> Result<Vec<Relationship>, SnapshotError> {
-        fn key(r: &Relationship) -> (&ObjectRef, &str) {
+    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        fn key(r: &Arc<Relationship>) -> (&ObjectRef, &str) {
             (&r.resource, r.relation.as_str())
         }
         let start = self
@@ -58,7 +59,7 @@ impl RelationshipSnapshot for FixedSnapshot {
         Ok(matching.cloned().collect())
     }
 
-    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Relationship>, SnapshotError> {
+    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
         Ok(self
             .relationships
             .iter()

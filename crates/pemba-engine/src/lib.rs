@@ -10,6 +10,7 @@ mod error;
 mod expand;
 mod fixed;
 mod lookup;
+mod memo;
 mod snapshot;
 mod subject_set;
 mod write_validation;
@@ -81,6 +82,8 @@ pub struct Engine<'a, S> {
     /// LookupResources' entrypoint hint: on this resource, for this subject, this member (or
     /// arrow) counts as unconditionally granted wherever it occurs (see `lookup`).
     hint: Option<Hint>,
+    /// Sub-problems already answered by this engine (one request's worth).
+    memo: memo::Memo,
 }
 
 impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
@@ -92,6 +95,7 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
             now: snapshot.time(),
             context: Arc::default(),
             hint: None,
+            memo: memo::Memo::default(),
         }
     }
 

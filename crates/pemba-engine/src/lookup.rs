@@ -267,14 +267,19 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             let truth = if holds == Truth::False || !checked {
                 holds
             } else {
+                // A hint changes answers: the hinted engine remembers its own.
                 let hinted = Engine {
+                    schema: self.schema,
+                    snapshot: self.snapshot,
+                    max_depth: self.max_depth,
+                    now: self.now,
                     context: self.context.clone(),
                     hint: Some(Hint {
                         resource: resource.clone(),
                         subject: subject.clone(),
                         entrypoint: hinted,
                     }),
-                    ..*self
+                    memo: Default::default(),
                 };
                 holds.and(hinted.is_member(resource, name, subject, depth)?)
             };
@@ -300,7 +305,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             }
             for r in relationships {
                 if seen.insert(r.resource.clone()) {
-                    queue.push_back(r.resource);
+                    queue.push_back(r.resource.clone());
                 }
             }
         }

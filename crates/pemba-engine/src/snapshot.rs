@@ -1,8 +1,9 @@
 //! The engine's only view of stored data: a consistent snapshot of relationships at one revision.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use pemba_types::{ObjectRef, Relationship};
+use pemba_types::{ObjectRef, Relationship, SubjectRef};
 use thiserror::Error;
 
 /// A failure of the storage behind a snapshot (I/O, corruption, a revision no longer available).
@@ -11,19 +12,47 @@ use thiserror::Error;
 pub struct SnapshotError(pub String);
 
 /// Relationships as of one revision. Implementations must answer every call from the same revision,
-/// so that one request sees one consistent state, however many calls it makes.
+/// so that one request sees one consistent state, however many calls it makes. Relationships are
+/// handed out shared (`Arc`): a read copies none.
 pub trait RelationshipSnapshot {
     /// Every relationship `resource#relation@…`, ordered by subject (type, id, relation).
     fn subjects(
         &self,
         resource: &ObjectRef,
         relation: &str,
-    ) -> Result<Vec<Relationship>, SnapshotError>;
+    ) -> Result<Vec<Arc<Relationship>>, SnapshotError>;
 
     /// Every relationship whose subject object is `subject`, with any subject relation, ordered by
     /// resource (type, id) and relation. A relationship to the wildcard `type:*` is found by asking
     /// for the object `type:*`.
-    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Relationship>, SnapshotError>;
+    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError>;
+
+    /// The relationship `resource#relation@subject` exactly, if stored. Implementations with an
+    /// index should answer with a point lookup; this default scans the relation.
+    fn relationship(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        subject: &SubjectRef,
+    ) -> Result<Option<Arc<Relationship>>, SnapshotError> {
+        Ok(self
+            .subjects(resource, relation)?
+            .into_iter()
+            .find(|r| r.subject == *subject))
+    }
+
+    /// The relationships of `resource#relation` whose subject is a subject set
+    /// (`group:eng#member`), ordered by subject. Implementations with an index should not read
+    /// the relation's other relationships; this default filters them out.
+    fn subject_sets(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        let mut relationships = self.subjects(resource, relation)?;
+        relationships.retain(|r| r.subject.relation.is_some());
+        Ok(relationships)
+    }
 
     /// The instant this snapshot is read at: relationships that expired before it are invisible.
     /// It must be the same for every call, and in a replicated store the same on every replica

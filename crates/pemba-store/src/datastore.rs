@@ -11,7 +11,7 @@ use pemba_engine::{
     SnapshotError,
 };
 use pemba_schema::{CompiledSchema, SchemaError};
-use pemba_types::{ObjectRef, Relationship, Revision};
+use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -614,7 +614,7 @@ fn plan(state: &State, command: &WriteCommand, now: SystemTime) -> Result<Plan, 
             check_preconditions(preconditions)?;
             let mut changes = Vec::new();
             for (operation, r) in updates {
-                let live = state.index.visible(&key_of(r), head);
+                let live = state.index.visible(&key_of(r), head).map(|l| l.as_ref());
                 match operation {
                     UpdateOperation::Create if live.is_some() => {
                         return Err(WriteError::AlreadyExists(r.to_string()))
@@ -742,7 +742,7 @@ impl RelationshipSnapshot for Snapshot {
         &self,
         resource: &ObjectRef,
         relation: &str,
-    ) -> Result<Vec<Relationship>, SnapshotError> {
+    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
         Ok(self
             .state
             .read()
@@ -750,8 +750,33 @@ impl RelationshipSnapshot for Snapshot {
             .subjects(resource, relation, self.at))
     }
 
-    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Relationship>, SnapshotError> {
+    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
         Ok(self.state.read().index.resources_of(subject, self.at))
+    }
+
+    fn relationship(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        subject: &SubjectRef,
+    ) -> Result<Option<Arc<Relationship>>, SnapshotError> {
+        let state = self.state.read();
+        Ok(state
+            .index
+            .live(resource, relation, subject, self.at)
+            .cloned())
+    }
+
+    fn subject_sets(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        Ok(self
+            .state
+            .read()
+            .index
+            .subject_sets(resource, relation, self.at))
     }
 
     fn time(&self) -> SystemTime {

@@ -2,7 +2,10 @@
 //! garbage-collection window, indexed by resource and by subject object.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use rustc_hash::FxHashMap;
 
 use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use serde::{Deserialize, Serialize};
@@ -21,7 +24,8 @@ pub fn key_of(r: &Relationship) -> RelationshipKey {
 pub struct Version {
     pub created: Revision,
     pub deleted: Option<Revision>,
-    pub relationship: Relationship,
+    /// Shared: reads hand it out without copying it.
+    pub relationship: Arc<Relationship>,
 }
 
 impl Version {
@@ -60,9 +64,19 @@ impl Change {
     }
 }
 
+/// A key's versions, oldest first; shared by the index's two views of it.
+type Versions = Arc<Vec<Version>>;
+
+/// The keys stored under one `resource#relation`, sorted by subject, with their versions.
+type RelationEntries = Vec<(SubjectRef, Versions)>;
+
 #[derive(Debug, Default)]
 pub struct RelationshipIndex {
-    by_resource: BTreeMap<RelationshipKey, Vec<Version>>,
+    /// Every key's versions, in key order: filtered scans, pages, images, garbage collection.
+    by_resource: BTreeMap<RelationshipKey, Versions>,
+    /// The same versions by resource, then relation (hashed), then subject (sorted): Check's
+    /// reads are hash lookups and short scans, with no string-keyed tree descents.
+    by_relation: FxHashMap<ObjectRef, FxHashMap<String, RelationEntries>>,
     /// (subject object, resource, relation, subject relation): keys into `by_resource`.
     by_subject: BTreeSet<(ObjectRef, ObjectRef, String, Option<String>)>,
 }
@@ -80,18 +94,39 @@ impl RelationshipIndex {
     pub fn sizes(&self) -> (usize, usize) {
         (
             self.by_resource.len(),
-            self.by_resource.values().map(Vec::len).sum(),
+            self.by_resource.values().map(|v| v.len()).sum(),
         )
     }
 
     /// Every key's version list, in key order (a datastore image).
     pub fn all_versions(&self) -> Vec<Vec<Version>> {
-        self.by_resource.values().cloned().collect()
+        self.by_resource.values().map(|v| v.to_vec()).collect()
+    }
+
+    /// The entries of `resource#relation`, sorted by subject.
+    fn entries(&self, resource: &ObjectRef, relation: &str) -> &[(SubjectRef, Versions)] {
+        self.by_relation
+            .get(resource)
+            .and_then(|relations| relations.get(relation))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The version of `resource#relation@subject` live at `at`.
+    pub fn live(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        subject: &SubjectRef,
+        at: ReadAt,
+    ) -> Option<&Arc<Relationship>> {
+        let entries = self.entries(resource, relation);
+        let found = entries.binary_search_by(|(s, _)| s.cmp(subject)).ok()?;
+        live_version(&entries[found].1, at).map(|v| &v.relationship)
     }
 
     /// The version of `key` live at `at`.
-    pub fn visible(&self, key: &RelationshipKey, at: ReadAt) -> Option<&Relationship> {
-        live_version(self.by_resource.get(key)?, at).map(|v| &v.relationship)
+    pub fn visible(&self, key: &RelationshipKey, at: ReadAt) -> Option<&Arc<Relationship>> {
+        self.live(&key.0, &key.1, &key.2, at)
     }
 
     /// The version lists that applying `changes` as of `revision` (newer than every revision
@@ -104,9 +139,12 @@ impl RelationshipIndex {
         let mut updated: BTreeMap<RelationshipKey, Vec<Version>> = BTreeMap::new();
         for change in changes {
             let key = key_of(change.relationship());
-            let versions = updated
-                .entry(key.clone())
-                .or_insert_with(|| self.by_resource.get(&key).cloned().unwrap_or_default());
+            let versions = updated.entry(key.clone()).or_insert_with(|| {
+                self.by_resource
+                    .get(&key)
+                    .map(|v| v.to_vec())
+                    .unwrap_or_default()
+            });
             if let Some(live) = versions.last_mut().filter(|v| v.deleted.is_none()) {
                 live.deleted = Some(revision);
             }
@@ -116,7 +154,7 @@ impl RelationshipIndex {
                 versions.push(Version {
                     created: revision,
                     deleted: None,
-                    relationship: r.clone(),
+                    relationship: Arc::new(r.clone()),
                 });
             }
         }
@@ -126,14 +164,47 @@ impl RelationshipIndex {
     /// Installs version lists computed by [`Self::updated_versions`] (or recovered from disk).
     pub fn install(&mut self, updated: &[(RelationshipKey, Vec<Version>)]) {
         for (key, versions) in updated {
-            let (resource, relation, subject) = key.clone();
-            let reverse = (subject.object, resource, relation, subject.relation);
-            if versions.is_empty() {
+            self.replace(
+                key,
+                (!versions.is_empty()).then(|| Arc::new(versions.clone())),
+            );
+        }
+    }
+
+    /// Sets `key`'s versions in every view (`None` removes the key).
+    fn replace(&mut self, key: &RelationshipKey, versions: Option<Versions>) {
+        let (resource, relation, subject) = key;
+        let reverse = (
+            subject.object.clone(),
+            resource.clone(),
+            relation.clone(),
+            subject.relation.clone(),
+        );
+        let relations = self.by_relation.entry(resource.clone()).or_default();
+        let entries = relations.entry(relation.clone()).or_default();
+        let position = entries.binary_search_by(|(s, _)| s.cmp(subject));
+        match (versions, position) {
+            (Some(versions), Ok(i)) => {
+                entries[i].1 = versions.clone();
+                self.by_resource.insert(key.clone(), versions);
+            }
+            (Some(versions), Err(i)) => {
+                entries.insert(i, (subject.clone(), versions.clone()));
+                self.by_resource.insert(key.clone(), versions);
+                self.by_subject.insert(reverse);
+            }
+            (None, found) => {
+                if let Ok(i) = found {
+                    entries.remove(i);
+                }
+                if entries.is_empty() {
+                    relations.remove(relation);
+                    if relations.is_empty() {
+                        self.by_relation.remove(resource);
+                    }
+                }
                 self.by_resource.remove(key);
                 self.by_subject.remove(&reverse);
-            } else {
-                self.by_resource.insert(key.clone(), versions.clone());
-                self.by_subject.insert(reverse);
             }
         }
     }
@@ -154,54 +225,71 @@ impl RelationshipIndex {
         horizon: Revision,
         horizon_time: SystemTime,
     ) -> Vec<(RelationshipKey, Option<Vec<Version>>)> {
-        let mut changed = Vec::new();
-        for (key, versions) in self.by_resource.iter_mut() {
-            let before = versions.len();
-            versions.retain(|v| {
-                v.deleted.is_none_or(|d| d > horizon) && !v.relationship.is_expired_at(horizon_time)
-            });
-            if versions.len() != before {
-                changed.push((
-                    key.clone(),
-                    (!versions.is_empty()).then(|| versions.clone()),
-                ));
-            }
-        }
+        let keep = |v: &Version| {
+            v.deleted.is_none_or(|d| d > horizon) && !v.relationship.is_expired_at(horizon_time)
+        };
+        let changed: Vec<(RelationshipKey, Option<Vec<Version>>)> = self
+            .by_resource
+            .iter()
+            .filter(|(_, versions)| !versions.iter().all(keep))
+            .map(|(key, versions)| {
+                let remaining: Vec<Version> =
+                    versions.iter().filter(|v| keep(v)).cloned().collect();
+                (key.clone(), (!remaining.is_empty()).then_some(remaining))
+            })
+            .collect();
         for (key, remaining) in &changed {
-            if remaining.is_none() {
-                self.by_resource.remove(key);
-                let (resource, relation, subject) = key.clone();
-                self.by_subject
-                    .remove(&(subject.object, resource, relation, subject.relation));
-            }
+            self.replace(key, remaining.clone().map(Arc::new));
         }
         changed
     }
 
     /// Relationships of `resource#relation` live at `at`, in subject order.
-    pub fn subjects(&self, resource: &ObjectRef, relation: &str, at: ReadAt) -> Vec<Relationship> {
-        let start = (resource.clone(), relation.to_string(), lowest_subject());
-        self.by_resource
-            .range(start..)
-            .take_while(|((res, rel, _), _)| res == resource && rel == relation)
-            .filter_map(|(_, vs)| live_version(vs, at))
+    pub fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        at: ReadAt,
+    ) -> Vec<Arc<Relationship>> {
+        self.live_where(resource, relation, at, |_| true)
+    }
+
+    /// Relationships of `resource#relation` live at `at` whose subject is a subject set, in
+    /// subject order.
+    pub fn subject_sets(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        at: ReadAt,
+    ) -> Vec<Arc<Relationship>> {
+        self.live_where(resource, relation, at, |subject| subject.relation.is_some())
+    }
+
+    /// Relationships of `resource#relation` live at `at` whose subject passes `wanted`.
+    fn live_where(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        at: ReadAt,
+        wanted: impl Fn(&SubjectRef) -> bool,
+    ) -> Vec<Arc<Relationship>> {
+        self.entries(resource, relation)
+            .iter()
+            .filter(|(subject, _)| wanted(subject))
+            .filter_map(|(_, versions)| live_version(versions, at))
             .map(|v| v.relationship.clone())
             .collect()
     }
 
     /// Relationships whose subject object is `subject`, live at `at`, in resource order.
-    pub fn resources_of(&self, subject: &ObjectRef, at: ReadAt) -> Vec<Relationship> {
+    pub fn resources_of(&self, subject: &ObjectRef, at: ReadAt) -> Vec<Arc<Relationship>> {
         let start = (subject.clone(), lowest_object(), String::new(), None);
         self.by_subject
             .range(start..)
             .take_while(|(subj, ..)| subj == subject)
             .filter_map(|(subj, resource, relation, subject_relation)| {
-                let key = (
-                    resource.clone(),
-                    relation.clone(),
-                    SubjectRef::new(subj.clone(), subject_relation.clone()),
-                );
-                self.visible(&key, at).cloned()
+                let subject = SubjectRef::new(subj.clone(), subject_relation.clone());
+                self.live(resource, relation, &subject, at).cloned()
             })
             .collect()
     }
@@ -249,7 +337,7 @@ impl RelationshipIndex {
             .filter_map(|(_, vs)| live_version(vs, at))
             .filter(|v| filter.matches(&v.relationship))
             .take(limit)
-            .map(|v| v.relationship.clone())
+            .map(|v| v.relationship.as_ref().clone())
             .collect()
     }
 
@@ -279,7 +367,7 @@ impl RelationshipIndex {
                     .is_none_or(|t| key.0.object_type == *t)
             })
             .filter_map(|(_, vs)| live_version(vs, at))
-            .map(|v| &v.relationship)
+            .map(|v| v.relationship.as_ref())
             .find(|r| predicate(r))
             .cloned()
     }

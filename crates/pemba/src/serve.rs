@@ -12,6 +12,7 @@ use pemba_cluster::{Replica, ReplicaConfig, TcpDialer};
 use pemba_server::{Limits, Node, ServeOptions, TlsFiles};
 use pemba_store::Datastore;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -261,7 +262,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls,
         max_message_bytes: args.max_message_bytes,
     };
-    let incoming = TcpListenerStream::new(listener);
+    // Small answers go out at once: without TCP_NODELAY, Nagle's algorithm holds a response
+    // back until the client's delayed ACK of the previous one.
+    let incoming = TcpListenerStream::new(listener).map(|connection| {
+        if let Ok(stream) = &connection {
+            let _ = stream.set_nodelay(true);
+        }
+        connection
+    });
     pemba_server::serve(node, incoming, http_listener, options, shutdown_signal()).await?;
     replica.shutdown().await;
     Ok(())
