@@ -398,6 +398,34 @@ mod tests {
         });
     }
 
+    /// A snapshot's time decides expiry: a relationship expiring exactly then still counts.
+    #[test]
+    fn expirations_are_judged_at_the_snapshot_time() {
+        use std::time::{Duration, SystemTime};
+
+        use pemba_types::Relationship;
+
+        use crate::FixedSnapshot;
+
+        let schema = pemba_schema::compile(
+            "test.zed",
+            "use expiration\ndefinition user {}\ndefinition document {\n    relation viewer: user with expiration\n}",
+        )
+        .unwrap();
+        let snapshot = FixedSnapshot::new([Relationship::parse(
+            "document:a#viewer@user:tom[expiration:2030-01-01T00:00:00Z]",
+        )
+        .unwrap()]);
+        let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000);
+        let answer = |time: SystemTime| {
+            let snapshot = snapshot.clone().at_time(time);
+            Engine::new(&schema, &snapshot).check(&obj("document:a"), "viewer", &subj("user:tom"))
+        };
+        assert_eq!(answer(expiry - Duration::from_secs(1)), Ok(HasPermission));
+        assert_eq!(answer(expiry), Ok(HasPermission));
+        assert_eq!(answer(expiry + Duration::from_nanos(1)), Ok(NoPermission));
+    }
+
     #[test]
     fn cycles_end_in_a_depth_error() {
         let rels = [

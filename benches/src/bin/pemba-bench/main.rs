@@ -24,6 +24,11 @@ use process::{free_port, Server, Usage};
 use target::Target;
 use workload::{Load, Measured, Shape, Workload};
 
+/// The same allocator as the `pemba` binary, so the load generator takes as little CPU from the
+/// servers it shares the machine with as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The preshared key of the servers the report starts.
 const KEY: &str = "pemba-bench-key";
 /// Relationships per write while loading a dataset (SpiceDB's limit per request).
