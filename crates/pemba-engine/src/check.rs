@@ -123,8 +123,16 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
     ) -> Result<Truth, EngineError> {
         match rewrite {
             Rewrite::Union(children) => {
+                // A branch LookupResources hinted as granted goes first: a union holds as soon as
+                // one branch does, so the answer is the same and the other branches' walks are
+                // saved.
+                let hinted = children
+                    .iter()
+                    .position(|child| self.is_hinted_branch(resource, child, subject));
+                let others = (0..children.len()).filter(|i| Some(*i) != hinted);
                 let mut found = Truth::False;
-                for child in children {
+                for i in hinted.into_iter().chain(others) {
+                    let child = &children[i];
                     found = found.or(self.rewrite_has_member(resource, child, subject, depth)?);
                     if found == Truth::True {
                         break;
@@ -159,6 +167,20 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             }
             Rewrite::Arrow(arrow) => self.arrow_has_member(resource, arrow, subject, depth),
             Rewrite::Nil => Ok(Truth::False),
+        }
+    }
+
+    /// True if `rewrite` is the member or arrow LookupResources hinted as granted here.
+    fn is_hinted_branch(
+        &self,
+        resource: &ObjectRef,
+        rewrite: &Rewrite,
+        subject: &SubjectRef,
+    ) -> bool {
+        match rewrite {
+            Rewrite::Computed(name) => self.is_hinted(resource, name, subject),
+            Rewrite::Arrow(arrow) => self.is_hinted_arrow(resource, arrow, subject),
+            _ => false,
         }
     }
 
