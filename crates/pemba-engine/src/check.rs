@@ -6,8 +6,6 @@
 //! combine with Kleene logic (union = or, intersection = and, exclusion = and not), as SpiceDB
 //! combines caveat expressions.
 
-use std::sync::Arc;
-
 use pemba_caveats::Truth;
 use pemba_schema::{Arrow, ArrowFunction, Member, Relation, Rewrite};
 use pemba_types::{ObjectRef, Relationship, SubjectRef};
@@ -50,7 +48,8 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         if is_self_member(resource, name, subject) || self.is_hinted(resource, name, subject) {
             return Ok(Truth::True);
         }
-        if let Some(known) = self.memo.recall(resource, name, subject, depth) {
+        let question = crate::memo::hash_of(resource, name, subject);
+        if let Some(known) = self.memo.recall(question, resource, name, subject, depth) {
             return Ok(known);
         }
         let truth = match self.member(&resource.object_type, name)? {
@@ -60,7 +59,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             }
         }?;
         self.memo
-            .remember(resource, name, subject, depth, truth.clone());
+            .remember(question, resource, name, subject, depth, truth.clone());
         Ok(truth)
     }
 
@@ -90,14 +89,17 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         let wildcard = allows_wildcard.then(|| SubjectRef::object(subject_type.clone(), "*"));
         let direct = [allows_exact.then_some(subject), wildcard.as_ref()];
         for candidate in direct.into_iter().flatten() {
-            if let Some(r) = self.live_relationship(resource, &relation.name, candidate)? {
+            if let Some(r) = self
+                .snapshot
+                .relationship(resource, &relation.name, candidate)?
+            {
                 found = found.or(self.caveat_truth(&r)?);
                 if found == Truth::True {
                     return Ok(found);
                 }
             }
         }
-        for r in &self.live_subject_sets(resource, &relation.name)? {
+        for r in &self.snapshot.subject_sets(resource, &relation.name)? {
             if let Some(subject_relation) = &r.subject.relation {
                 let holds = self.caveat_truth(r)?;
                 if holds == Truth::False {
@@ -191,7 +193,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         subject: &SubjectRef,
         depth: u32,
     ) -> Result<Truth, EngineError> {
-        let relationships = self.live_subjects(resource, &arrow.tupleset)?;
+        let relationships = self.snapshot.subjects(resource, &arrow.tupleset)?;
         match arrow.function {
             ArrowFunction::Any => {
                 let mut found = Truth::False;
@@ -237,40 +239,6 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
                 Ok(found)
             }
         }
-    }
-
-    /// The relationships of `resource#relation` that exist now: expired ones are left out.
-    /// Caveated ones are kept; [`Engine::caveat_truth`] says how far each holds.
-    pub(crate) fn live_subjects(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-    ) -> Result<Vec<Arc<Relationship>>, EngineError> {
-        let mut relationships = self.snapshot.subjects(resource, relation)?;
-        relationships.retain(|r| !r.is_expired_at(self.now));
-        Ok(relationships)
-    }
-
-    /// `resource#relation@subject` if it exists now (see [`Engine::live_subjects`]).
-    fn live_relationship(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-        subject: &SubjectRef,
-    ) -> Result<Option<Arc<Relationship>>, EngineError> {
-        let found = self.snapshot.relationship(resource, relation, subject)?;
-        Ok(found.filter(|r| !r.is_expired_at(self.now)))
-    }
-
-    /// The subject-set relationships of `resource#relation` that exist now.
-    fn live_subject_sets(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-    ) -> Result<Vec<Arc<Relationship>>, EngineError> {
-        let mut relationships = self.snapshot.subject_sets(resource, relation)?;
-        relationships.retain(|r| !r.is_expired_at(self.now));
-        Ok(relationships)
     }
 
     /// Whether a relationship's caveat holds with the request's context: true for a relationship

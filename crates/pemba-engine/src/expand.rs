@@ -62,7 +62,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         };
         match self.member(&object.object_type, name)? {
             Member::Relation(relation) => {
-                let relationships = self.live_subjects(object, &relation.name)?;
+                let relationships = self.snapshot.subjects(object, &relation.name)?;
                 let (objects, subject_sets): (Vec<SubjectRef>, Vec<SubjectRef>) = relationships
                     .into_iter()
                     .map(|r| r.subject.clone())
@@ -159,7 +159,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             node,
         };
         let mut children = Vec::new();
-        for r in self.live_subjects(object, &arrow.tupleset)? {
+        for r in self.snapshot.subjects(object, &arrow.tupleset)? {
             let target = &r.subject.object;
             if self.has_member(&target.object_type, &arrow.computed) {
                 children.push(self.expand_member(target, &arrow.computed, mode, depth - 1)?);

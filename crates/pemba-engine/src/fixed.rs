@@ -39,6 +39,17 @@ impl FixedSnapshot {
     pub fn at_time(self, time: SystemTime) -> Self {
         Self { time, ..self }
     }
+
+    /// Those of `relationships` that have not expired at this snapshot's time.
+    fn live<'a>(
+        &self,
+        relationships: impl Iterator<Item = &'a Arc<Relationship>>,
+    ) -> Vec<Arc<Relationship>> {
+        relationships
+            .filter(|r| !r.is_expired_at(self.time))
+            .cloned()
+            .collect()
+    }
 }
 
 impl RelationshipSnapshot for FixedSnapshot {
@@ -56,16 +67,15 @@ impl RelationshipSnapshot for FixedSnapshot {
         let matching = self.relationships[start..]
             .iter()
             .take_while(|r| key(r) == (resource, relation));
-        Ok(matching.cloned().collect())
+        Ok(self.live(matching))
     }
 
     fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        Ok(self
-            .relationships
-            .iter()
-            .filter(|r| r.subject.object == *subject)
-            .cloned()
-            .collect())
+        Ok(self.live(
+            self.relationships
+                .iter()
+                .filter(|r| r.subject.object == *subject),
+        ))
     }
 
     fn time(&self) -> SystemTime {

@@ -16,7 +16,6 @@ mod subject_set;
 mod write_validation;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use pemba_caveats::Truth;
 use pemba_schema::{Arrow, CompiledSchema, Definition, Member};
@@ -74,8 +73,6 @@ pub struct Engine<'a, S> {
     schema: &'a CompiledSchema,
     snapshot: &'a S,
     max_depth: u32,
-    /// Relationships expiring before this instant are invisible: the snapshot's time.
-    now: SystemTime,
     /// The request's caveat context; a relationship's written context overrides it. Shared with
     /// the engines LookupResources derives for its hints.
     context: Arc<Map<String, Json>>,
@@ -92,7 +89,6 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
             schema,
             snapshot,
             max_depth: DEFAULT_MAX_DEPTH,
-            now: snapshot.time(),
             context: Arc::default(),
             hint: None,
             memo: memo::Memo::default(),

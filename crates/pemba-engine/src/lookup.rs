@@ -93,7 +93,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         }
         match self.member(&resource.object_type, name)? {
             Member::Relation(relation) => {
-                for r in self.live_subjects(resource, &relation.name)? {
+                for r in self.snapshot.subjects(resource, &relation.name)? {
                     let holds = self.caveat_truth(&r)?;
                     if holds == Truth::False {
                         continue;
@@ -173,7 +173,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         depth: u32,
     ) -> Result<SubjectSet, EngineError> {
         let mut found: Option<SubjectSet> = None;
-        for r in self.live_subjects(resource, &arrow.tupleset)? {
+        for r in self.snapshot.subjects(resource, &arrow.tupleset)? {
             let target = &r.subject.object;
             // Walked-to types without the member are skipped, for `.all` as well (as SpiceDB does).
             if !self.has_member(&target.object_type, &arrow.computed) {
@@ -272,7 +272,6 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
                     schema: self.schema,
                     snapshot: self.snapshot,
                     max_depth: self.max_depth,
-                    now: self.now,
                     context: self.context.clone(),
                     hint: Some(Hint {
                         resource: resource.clone(),

@@ -24,7 +24,9 @@ pub(crate) struct Memo {
     buckets: RefCell<FxHashMap<u64, Vec<Entry>>>,
 }
 
-fn hash_of(resource: &ObjectRef, name: &str, subject: &SubjectRef) -> u64 {
+/// The bucket of "is `subject` in `resource#name`?": computed once per question and passed to
+/// both [`Memo::recall`] and [`Memo::remember`].
+pub(crate) fn hash_of(resource: &ObjectRef, name: &str, subject: &SubjectRef) -> u64 {
     FxBuildHasher.hash_one((resource, name, subject))
 }
 
@@ -35,13 +37,14 @@ fn is_question(entry: &Entry, resource: &ObjectRef, name: &str, subject: &Subjec
 impl Memo {
     pub(crate) fn recall(
         &self,
+        hash: u64,
         resource: &ObjectRef,
         name: &str,
         subject: &SubjectRef,
         depth: u32,
     ) -> Option<Truth> {
         let buckets = self.buckets.borrow();
-        let bucket = buckets.get(&hash_of(resource, name, subject))?;
+        let bucket = buckets.get(&hash)?;
         bucket
             .iter()
             .find(|e| is_question(e, resource, name, subject) && depth >= e.3)
@@ -50,6 +53,7 @@ impl Memo {
 
     pub(crate) fn remember(
         &self,
+        hash: u64,
         resource: &ObjectRef,
         name: &str,
         subject: &SubjectRef,
@@ -57,7 +61,7 @@ impl Memo {
         truth: Truth,
     ) {
         let mut buckets = self.buckets.borrow_mut();
-        let bucket = buckets.entry(hash_of(resource, name, subject)).or_default();
+        let bucket = buckets.entry(hash).or_default();
         match bucket
             .iter_mut()
             .find(|e| is_question(e, resource, name, subject))

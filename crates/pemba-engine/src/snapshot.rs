@@ -12,7 +12,8 @@ use thiserror::Error;
 pub struct SnapshotError(pub String);
 
 /// Relationships as of one revision. Implementations must answer every call from the same revision,
-/// so that one request sees one consistent state, however many calls it makes. Relationships are
+/// so that one request sees one consistent state, however many calls it makes, and must leave out
+/// every relationship that expired before [`RelationshipSnapshot::time`]. Relationships are
 /// handed out shared (`Arc`): a read copies none.
 pub trait RelationshipSnapshot {
     /// Every relationship `resource#relation@…`, ordered by subject (type, id, relation).

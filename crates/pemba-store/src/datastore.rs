@@ -454,13 +454,14 @@ impl Datastore {
                     head: state.head,
                 }));
             }
-            match command.map(|command| plan(&state, command, timestamp)) {
+            let (planned, versions) = match command.map(|c| plan(&state, c, timestamp)) {
                 Some(Ok(plan)) => {
                     let versions = state.index.updated_versions(revision, &plan.changes);
-                    (Some(Ok(plan)), versions, timestamp, advances_clock)
+                    (Some(Ok(plan)), versions)
                 }
-                other => (other, Vec::new(), timestamp, advances_clock),
-            }
+                other => (other, Vec::new()),
+            };
+            (planned, versions, timestamp, advances_clock)
         };
         let (plan, refused) = match planned {
             Some(Ok(plan)) => (Some(plan), None),
