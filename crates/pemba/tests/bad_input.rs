@@ -49,6 +49,12 @@ fn touch(
     }
 }
 
+/// The same update as a DELETE (SpiceDB validates deletes too).
+fn delete(mut request: api::WriteRelationshipsRequest) -> api::WriteRelationshipsRequest {
+    request.updates[0].operation = api::relationship_update::Operation::Delete as i32;
+    request
+}
+
 fn at_exact(token: &str) -> Option<api::Consistency> {
     Some(api::Consistency {
         requirement: Some(api::consistency::Requirement::AtExactSnapshot(
@@ -157,6 +163,20 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
                 r.updates[0].operation = 0;
                 r
             },
+            Code::InvalidArgument,
+        ),
+        (
+            "delete of an unknown type",
+            delete(touch(("folder", "a"), "viewer", subject("user", "tom", ""))),
+            Code::FailedPrecondition,
+        ),
+        (
+            "delete of a subject type the relation does not allow",
+            delete(touch(
+                ("document", "a"),
+                "viewer",
+                subject("document", "b", ""),
+            )),
             Code::InvalidArgument,
         ),
         (

@@ -22,6 +22,11 @@ pub enum Target {
     Embedded(Arc<EmbeddedSpiceDb>),
 }
 
+/// A failed call's status, as the report shows it.
+fn status_text(status: tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
 fn authorized<T>(message: T, key: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Ok(value) = format!("Bearer {key}").parse() {
@@ -69,7 +74,7 @@ impl Target {
                 .write_relationships(authorized(request, key))
                 .await
                 .map(|r| r.into_inner().written_at)
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
+                .map_err(status_text),
             Target::Embedded(db) => {
                 let db = db.clone();
                 tokio::task::spawn_blocking(move || db.write_relationships(&request))
@@ -88,7 +93,7 @@ impl Target {
                 .check_permission(authorized(request, key))
                 .await
                 .map(|r| r.into_inner().permissionship)
-                .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
+                .map_err(status_text),
             Target::Embedded(db) => {
                 let db = db.clone();
                 tokio::task::spawn_blocking(move || db.check_permission(&request))
@@ -111,14 +116,10 @@ impl Target {
                 let mut stream = PermissionsServiceClient::new(channel.clone())
                     .lookup_resources(authorized(request, key))
                     .await
-                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                    .map_err(status_text)?
                     .into_inner();
                 let mut found = 0;
-                while let Some(_item) = stream
-                    .message()
-                    .await
-                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
-                {
+                while let Some(_item) = stream.message().await.map_err(status_text)? {
                     found += 1;
                 }
                 Ok(found)
