@@ -24,6 +24,13 @@ use crate::error::{ClusterError, WriteFailure};
 use crate::network::{decode, encode, PeerNetwork, Peers};
 
 /// How long to pause between attempts to reach a leader.
+/// Log entries per replication message. An entry is one client request (at most a few MiB; an
+/// import commits in parts of that size), so a message stays below [`PEER_MESSAGE_LIMIT`].
+const MAX_ENTRIES_PER_APPEND: u64 = 16;
+
+/// The largest message between peers, in bytes.
+pub(crate) const PEER_MESSAGE_LIMIT: usize = 256 * 1024 * 1024;
+
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long a peer may take to say whether it already belongs to a cluster.
 const STATUS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -99,6 +106,9 @@ impl Replica {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every.max(1)),
             max_in_snapshot_log_to_keep: config.snapshot_every.min(1000),
             snapshot_max_chunk_size: 1024 * 1024,
+            // With requests of at most a few MiB (imports commit in parts of that size), a
+            // replication message stays well below the peers' message limit.
+            max_payload_entries: MAX_ENTRIES_PER_APPEND,
             ..Config::default()
         }
         .validate()

@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::ClusterSecret;
 use crate::error::ClusterError;
 use crate::network::{decode, encode};
-use crate::replica::Replica;
+use crate::replica::{Replica, PEER_MESSAGE_LIMIT};
 
 /// How long a membership change may take when the caller set no deadline.
 const DEFAULT_ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,8 +161,8 @@ where
 {
     let secret = ClusterSecret::new(cluster_secret);
     let service = ClusterServer::new(PeerService { replica })
-        .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024);
+        .max_decoding_message_size(PEER_MESSAGE_LIMIT)
+        .max_encoding_message_size(PEER_MESSAGE_LIMIT);
     Server::builder()
         .add_service(InterceptedService::new(service, move |request| {
             secret.check(request)

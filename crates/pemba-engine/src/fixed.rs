@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use pemba_types::{ObjectRef, Relationship};
+use pemba_types::{ObjectRef, Relationship, Revision};
 
+use crate::closure::ClosureCache;
 use crate::snapshot::{RelationshipSnapshot, SnapshotError};
 
 /// Relationships held in a list sorted by (resource, relation, subject). Later duplicates (same
@@ -16,6 +17,8 @@ use crate::snapshot::{RelationshipSnapshot, SnapshotError};
 pub struct FixedSnapshot {
     relationships: Vec<Arc<Relationship>>,
     time: SystemTime,
+    /// Flattened subject sets, when asked for with [`FixedSnapshot::with_closures`].
+    closures: Option<Arc<ClosureCache>>,
 }
 
 impl FixedSnapshot {
@@ -32,12 +35,27 @@ impl FixedSnapshot {
         Self {
             relationships: unique.into_values().map(Arc::new).collect(),
             time: SystemTime::now(),
+            closures: None,
         }
     }
 
-    /// The same relationships read at `time`.
+    /// The same relationships read at `time` (with a closure cache of its own, if it had one).
     pub fn at_time(self, time: SystemTime) -> Self {
-        Self { time, ..self }
+        let closures = self.closures.as_ref().map(|_| Arc::default());
+        Self {
+            time,
+            closures,
+            ..self
+        }
+    }
+
+    /// The same relationships, with a cache of flattened subject sets: the snapshot never
+    /// changes, so all of it is one epoch.
+    pub fn with_closures(self) -> Self {
+        Self {
+            closures: Some(Arc::default()),
+            ..self
+        }
     }
 
     /// Those of `relationships` that have not expired at this snapshot's time.
@@ -80,5 +98,9 @@ impl RelationshipSnapshot for FixedSnapshot {
 
     fn time(&self) -> SystemTime {
         self.time
+    }
+
+    fn closures(&self) -> Option<(&ClosureCache, Revision)> {
+        Some((self.closures.as_deref()?, 0))
     }
 }

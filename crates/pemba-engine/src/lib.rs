@@ -6,6 +6,7 @@
 //! exceeding it is an error, never a hang or a stack overflow.
 
 mod check;
+mod closure;
 mod error;
 mod expand;
 mod fixed;
@@ -22,6 +23,7 @@ use pemba_schema::{Arrow, CompiledSchema, Definition, Member};
 use pemba_types::{ObjectRef, SubjectRef};
 use serde_json::{Map, Value as Json};
 
+pub use closure::{Closure, ClosureCache};
 pub use error::EngineError;
 pub use expand::{ExpandNode, ExpandTree, SetOperation};
 pub use fixed::FixedSnapshot;
@@ -81,7 +83,17 @@ pub struct Engine<'a, S> {
     hint: Option<Hint>,
     /// Sub-problems already answered by this engine (one request's worth).
     memo: memo::Memo,
+    /// The relationships of the subject a flattened check last looked up, with the limit it
+    /// was read with (`None`: more than that).
+    memberships: std::cell::RefCell<Option<Memberships>>,
 }
+
+/// A subject object's relationships, read once per request for flattened checks.
+type Memberships = (
+    ObjectRef,
+    usize,
+    Option<Arc<[Arc<pemba_types::Relationship>]>>,
+);
 
 impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
     pub fn new(schema: &'a CompiledSchema, snapshot: &'a S) -> Self {
@@ -92,6 +104,7 @@ impl<'a, S: RelationshipSnapshot> Engine<'a, S> {
             context: Arc::default(),
             hint: None,
             memo: memo::Memo::default(),
+            memberships: std::cell::RefCell::default(),
         }
     }
 

@@ -279,6 +279,7 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
                         entrypoint: hinted,
                     }),
                     memo: Default::default(),
+                    memberships: Default::default(),
                 };
                 holds.and(hinted.is_member(resource, name, subject, depth)?)
             };

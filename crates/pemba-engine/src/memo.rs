@@ -30,6 +30,11 @@ pub(crate) fn hash_of(resource: &ObjectRef, name: &str, subject: &SubjectRef) ->
     FxBuildHasher.hash_one((resource, name, subject))
 }
 
+/// The hash of the userset `object#relation`: closures are sorted and cached by it.
+pub(crate) fn hash_userset(object: &ObjectRef, relation: &str) -> u64 {
+    FxBuildHasher.hash_one((object, relation))
+}
+
 fn is_question(entry: &Entry, resource: &ObjectRef, name: &str, subject: &SubjectRef) -> bool {
     entry.0 == *resource && entry.1 == name && entry.2 == *subject
 }

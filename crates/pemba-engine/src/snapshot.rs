@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use pemba_types::{ObjectRef, Relationship, SubjectRef};
+use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use thiserror::Error;
+
+use crate::closure::ClosureCache;
 
 /// A failure of the storage behind a snapshot (I/O, corruption, a revision no longer available).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -27,6 +29,17 @@ pub trait RelationshipSnapshot {
     /// resource (type, id) and relation. A relationship to the wildcard `type:*` is found by asking
     /// for the object `type:*`.
     fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError>;
+
+    /// [`Self::resources_of`], or `None` if there are more than `limit`. Implementations with an
+    /// index should stop reading after `limit + 1`; this default reads them all.
+    fn resources_of_at_most(
+        &self,
+        subject: &ObjectRef,
+        limit: usize,
+    ) -> Result<Option<Vec<Arc<Relationship>>>, SnapshotError> {
+        let all = self.resources_of(subject)?;
+        Ok((all.len() <= limit).then_some(all))
+    }
 
     /// The relationship `resource#relation@subject` exactly, if stored. Implementations with an
     /// index should answer with a point lookup; this default scans the relation.
@@ -59,4 +72,12 @@ pub trait RelationshipSnapshot {
     /// It must be the same for every call, and in a replicated store the same on every replica
     /// at one revision, so that a revision has one answer everywhere.
     fn time(&self) -> SystemTime;
+
+    /// A cache of flattened subject sets (see [`ClosureCache`]) and this snapshot's epoch in it:
+    /// the first revision of the range over which no relationship with a subject set, and no
+    /// schema, changed up to this snapshot's revision. A store must only offer it when it knows
+    /// that range exactly; by default there is none, and nothing is flattened.
+    fn closures(&self) -> Option<(&ClosureCache, Revision)> {
+        None
+    }
 }

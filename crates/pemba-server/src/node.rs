@@ -105,11 +105,16 @@ impl Node {
 
     /// When a request must be answered by.
     pub fn deadline<T>(&self, request: &tonic::Request<T>) -> Instant {
+        Instant::now() + self.timeout(request)
+    }
+
+    /// How long each step of `request` may wait: its `grpc-timeout`, at most the node's limit.
+    pub fn timeout<T>(&self, request: &tonic::Request<T>) -> Duration {
         let header = request
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok());
-        Instant::now() + timeout_of(header, self.limits.max_wait)
+        timeout_of(header, self.limits.max_wait)
     }
 
     /// The cluster's id, once it has one (shortly after its first leader is elected): a request

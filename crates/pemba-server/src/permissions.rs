@@ -119,6 +119,25 @@ fn limit_error(limit: u32, max: impl std::fmt::Display) -> Status {
 
 impl Permissions {
     /// Refuses an `optional_limit` above `max` (0 means none).
+    /// Commits one part of an import (atomically, as one log entry); `imported` relationships of
+    /// the same import were committed before it.
+    async fn import_part(
+        &self,
+        relationships: Vec<Relationship>,
+        imported: u64,
+        timeout: std::time::Duration,
+    ) -> Result<u64, Status> {
+        let written = self
+            .node
+            .write(
+                WriteCommand::Import { relationships },
+                Instant::now() + timeout,
+            )
+            .await
+            .map_err(|e| import_failure(e, imported))?;
+        Ok(written.count)
+    }
+
     fn check_limit(&self, limit: u32, max: usize) -> Result<(), Status> {
         if limit as usize > max {
             return Err(limit_error(limit, max));
@@ -536,23 +555,31 @@ impl PermissionsService for Permissions {
         &self,
         request: Request<Streaming<api::ImportBulkRelationshipsRequest>>,
     ) -> Result<Response<api::ImportBulkRelationshipsResponse>, Status> {
-        let deadline = self.node.deadline(&request);
+        let timeout = self.node.timeout(&request);
         let mut stream = request.into_inner();
-        let mut relationships: Vec<Relationship> = Vec::new();
-        while let Some(batch) = stream.message().await? {
-            for (i, r) in batch.relationships.iter().enumerate() {
-                relationships.push(convert::relationship(
-                    &format!("relationships[{i}]"),
-                    Some(r),
-                )?);
+        let mut imported = 0u64;
+        let mut part = ImportPart::default();
+        let mut position = 0usize;
+        while let Some(batch) = stream
+            .message()
+            .await
+            .map_err(|e| import_failure(e, imported))?
+        {
+            for r in &batch.relationships {
+                let relationship =
+                    convert::relationship(&format!("relationships[{position}]"), Some(r))
+                        .map_err(|e| import_failure(e, imported))?;
+                position += 1;
+                if part.add(relationship, prost::Message::encoded_len(r)) {
+                    imported += self.import_part(part.take(), imported, timeout).await?;
+                }
             }
         }
-        let result = self
-            .node
-            .write(WriteCommand::Import { relationships }, deadline)
-            .await?;
+        if !part.relationships.is_empty() {
+            imported += self.import_part(part.take(), imported, timeout).await?;
+        }
         Ok(Response::new(api::ImportBulkRelationshipsResponse {
-            num_loaded: result.count,
+            num_loaded: imported,
         }))
     }
 
@@ -612,4 +639,46 @@ impl PermissionsService for Permissions {
         }
         Ok(Response::new(stream_of(responses)))
     }
+}
+
+/// The most relationships, and request bytes, one log entry of an import carries. A stream
+/// larger than that is committed in parts, each atomic: a log entry must stay far below the
+/// size of one replication message between nodes, and memory must not hold a whole stream.
+const IMPORT_PART_RELATIONSHIPS: usize = 5_000;
+const IMPORT_PART_BYTES: usize = 4 * 1024 * 1024;
+
+/// The relationships of an import not yet committed.
+#[derive(Default)]
+struct ImportPart {
+    relationships: Vec<Relationship>,
+    bytes: usize,
+}
+
+impl ImportPart {
+    /// Adds a relationship of `bytes` request bytes; true once the part is full.
+    fn add(&mut self, relationship: Relationship, bytes: usize) -> bool {
+        self.relationships.push(relationship);
+        self.bytes += bytes;
+        self.relationships.len() >= IMPORT_PART_RELATIONSHIPS || self.bytes >= IMPORT_PART_BYTES
+    }
+
+    fn take(&mut self) -> Vec<Relationship> {
+        self.bytes = 0;
+        std::mem::take(&mut self.relationships)
+    }
+}
+
+/// An import's failure: once parts of it were committed, the message says how much was.
+fn import_failure(status: Status, imported: u64) -> Status {
+    if imported == 0 {
+        return status;
+    }
+    Status::new(
+        status.code(),
+        format!(
+            "{} ({imported} relationships of this import were committed before the failure: \
+             an import larger than {IMPORT_PART_RELATIONSHIPS} relationships commits in parts)",
+            status.message()
+        ),
+    )
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use pemba_engine::{
-    validate_deletion, validate_relationship, RelationshipError, RelationshipSnapshot,
-    SnapshotError,
+    validate_deletion, validate_relationship, ClosureCache, RelationshipError,
+    RelationshipSnapshot, SnapshotError,
 };
 use pemba_schema::{CompiledSchema, SchemaError};
 use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
@@ -163,6 +163,59 @@ struct State {
     clock: BTreeMap<Revision, SystemTime>,
     /// The layer above's key-values, durable with each write (see [`SidecarUpdate`]).
     sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Where the check path's flattened subject sets stay valid (see [`Epochs`]).
+    epochs: Epochs,
+    /// Flattened subject sets of the newest epoch; a state installed whole starts a new cache.
+    closures: Arc<ClosureCache>,
+}
+
+/// The revisions that start a new epoch of flattened subject sets: those that changed a
+/// relationship with a subject set, or the schema. Known exactly from `tracked_since` (the head
+/// this state was built at) on; reads at older revisions have no epoch. (Reads get no epoch
+/// either while a subject set with an expiration is kept: its reach changes with time alone.)
+#[derive(Debug, Default)]
+struct Epochs {
+    tracked_since: Revision,
+    /// Ascending, all after `tracked_since`.
+    starts: Vec<Revision>,
+}
+
+impl Epochs {
+    fn starting_at(head: Revision) -> Epochs {
+        Epochs {
+            tracked_since: head,
+            starts: Vec::new(),
+        }
+    }
+
+    /// The epoch of revision `at`: its first revision.
+    fn of(&self, at: Revision) -> Option<Revision> {
+        if at < self.tracked_since {
+            return None;
+        }
+        let before = self.starts.partition_point(|start| *start <= at);
+        Some(
+            before
+                .checked_sub(1)
+                .map_or(self.tracked_since, |i| self.starts[i]),
+        )
+    }
+
+    /// Forgets epochs that start before `horizon` but the one `horizon` is in.
+    fn collect_garbage(&mut self, horizon: Revision) {
+        if let Some(epoch) = self.of(horizon) {
+            self.starts.retain(|start| *start > epoch);
+            self.tracked_since = epoch;
+        }
+    }
+}
+
+/// True if a write of `changes` (and maybe a schema) starts a new epoch of flattened subject sets.
+fn starts_epoch(changes: &[Change], schema_changed: bool) -> bool {
+    schema_changed
+        || changes
+            .iter()
+            .any(|change| change.relationship().subject.relation.is_some())
 }
 
 impl State {
@@ -208,6 +261,8 @@ impl State {
             writes,
             clock,
             sidecar: image.sidecar,
+            epochs: Epochs::starting_at(image.head),
+            closures: Arc::default(),
         })
     }
 
@@ -374,6 +429,12 @@ impl Datastore {
                 time: state.time_at(at),
             },
             schema: state.schema_at(at),
+            // An expiring subject set changes reach with time alone, within an epoch.
+            closures: state
+                .epochs
+                .of(at)
+                .filter(|_| !state.index.has_expiring_subject_sets())
+                .map(|epoch| (state.closures.clone(), epoch)),
         })
     }
 
@@ -497,6 +558,9 @@ impl Datastore {
         let mut state = self.state.write();
         state.index.install(&write.versions);
         state.head = revision;
+        if starts_epoch(&write.changes, schema.is_some()) {
+            state.epochs.starts.push(revision);
+        }
         for update in write.sidecar {
             match update.value {
                 Some(value) => state.sidecar.insert(update.key, value),
@@ -542,6 +606,7 @@ impl Datastore {
         let horizon_time = state.time_at(horizon);
         let versions = state.index.collect_garbage(horizon, horizon_time);
         state.horizon = horizon;
+        state.epochs.collect_garbage(horizon);
         state.writes = state.writes.split_off(&(horizon + 1));
         state.clock = state.clock.split_off(&horizon);
         state.clock.insert(horizon, horizon_time);
@@ -615,16 +680,16 @@ fn plan(state: &State, command: &WriteCommand, now: SystemTime) -> Result<Plan, 
             check_preconditions(preconditions)?;
             let mut changes = Vec::new();
             for (operation, r) in updates {
-                let live = state.index.visible(&key_of(r), head).map(|l| l.as_ref());
+                let live = state.index.visible(&key_of(r), head);
                 match operation {
                     UpdateOperation::Create if live.is_some() => {
                         return Err(WriteError::AlreadyExists(r.to_string()))
                     }
                     // Touching a relationship exactly as it is stored changes nothing, so watchers
                     // are not told of it (as in SpiceDB).
-                    UpdateOperation::Touch if live == Some(r) => {}
+                    UpdateOperation::Touch if live.is_some_and(|l| **l == *r) => {}
                     UpdateOperation::Create | UpdateOperation::Touch => {
-                        changes.push(Change::Touch(r.clone()))
+                        changes.push(Change::Touch(Arc::new(r.clone())))
                     }
                     UpdateOperation::Delete => changes.extend(live.cloned().map(Change::Delete)),
                 }
@@ -654,7 +719,10 @@ fn plan(state: &State, command: &WriteCommand, now: SystemTime) -> Result<Plan, 
             }
             let count = matching.len() as u64;
             Ok(Plan {
-                changes: matching.into_iter().map(Change::Delete).collect(),
+                changes: matching
+                    .into_iter()
+                    .map(|r| Change::Delete(Arc::new(r)))
+                    .collect(),
                 schema: None,
                 count,
                 partial,
@@ -673,7 +741,10 @@ fn plan(state: &State, command: &WriteCommand, now: SystemTime) -> Result<Plan, 
             }
             let count = relationships.len() as u64;
             Ok(Plan {
-                changes: relationships.iter().cloned().map(Change::Touch).collect(),
+                changes: relationships
+                    .iter()
+                    .map(|r| Change::Touch(Arc::new(r.clone())))
+                    .collect(),
                 schema: None,
                 count,
                 partial: false,
@@ -706,6 +777,8 @@ pub struct Snapshot {
     state: Arc<RwLock<State>>,
     at: ReadAt,
     schema: Option<Arc<SchemaVersion>>,
+    /// The state's closure cache and this revision's epoch in it, if it has one.
+    closures: Option<(Arc<ClosureCache>, Revision)>,
 }
 
 impl Snapshot {
@@ -752,7 +825,24 @@ impl RelationshipSnapshot for Snapshot {
     }
 
     fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        Ok(self.state.read().index.resources_of(subject, self.at))
+        Ok(self
+            .state
+            .read()
+            .index
+            .resources_of(subject, self.at, usize::MAX))
+    }
+
+    fn resources_of_at_most(
+        &self,
+        subject: &ObjectRef,
+        limit: usize,
+    ) -> Result<Option<Vec<Arc<Relationship>>>, SnapshotError> {
+        let found = self
+            .state
+            .read()
+            .index
+            .resources_of(subject, self.at, limit.saturating_add(1));
+        Ok((found.len() <= limit).then_some(found))
     }
 
     fn relationship(
@@ -782,5 +872,11 @@ impl RelationshipSnapshot for Snapshot {
 
     fn time(&self) -> SystemTime {
         self.at.time
+    }
+
+    fn closures(&self) -> Option<(&ClosureCache, Revision)> {
+        self.closures
+            .as_ref()
+            .map(|(cache, epoch)| (cache.as_ref(), *epoch))
     }
 }

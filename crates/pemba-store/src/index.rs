@@ -1,11 +1,17 @@
 //! The multi-versioned relationship index: every version of every relationship inside the
 //! garbage-collection window, indexed by resource and by subject object.
+//!
+//! Each relationship's strings are stored once: the index's views share one `Arc` per key (the
+//! oldest kept version's relationship) and order or hash it by the fields they need.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use rustc_hash::FxHashMap;
+use hashbrown::{Equivalent, HashMap};
+use rustc_hash::FxBuildHasher;
 
 use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use serde::{Deserialize, Serialize};
@@ -17,6 +23,15 @@ pub type RelationshipKey = (ObjectRef, String, SubjectRef);
 
 pub fn key_of(r: &Relationship) -> RelationshipKey {
     (r.resource.clone(), r.relation.clone(), r.subject.clone())
+}
+
+/// Orders a relationship by its key, as [`RelationshipKey`] orders.
+fn cmp_by_key(a: &Relationship, b: &Relationship) -> Ordering {
+    (&a.resource, &a.relation, &a.subject).cmp(&(&b.resource, &b.relation, &b.subject))
+}
+
+fn cmp_to_key(a: &Relationship, key: &RelationshipKey) -> Ordering {
+    (&a.resource, &a.relation, &a.subject).cmp(&(&key.0, &key.1, &key.2))
 }
 
 /// One version of a relationship: alive from `created` (inclusive) to `deleted` (exclusive).
@@ -47,13 +62,14 @@ pub struct ReadAt {
     pub time: SystemTime,
 }
 
-/// An effective change made by a write.
+/// An effective change made by a write. The relationship is shared with the index's version of
+/// it and with the change log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     /// The relationship now exists with exactly this payload (created or replaced).
-    Touch(Relationship),
+    Touch(Arc<Relationship>),
     /// The relationship no longer exists.
-    Delete(Relationship),
+    Delete(Arc<Relationship>),
 }
 
 impl Change {
@@ -64,21 +80,127 @@ impl Change {
     }
 }
 
-/// A key's versions, oldest first; shared by the index's two views of it.
-type Versions = Arc<Vec<Version>>;
+/// A key's versions, oldest first; never empty inside the index.
+type Versions = Arc<[Version]>;
+
+/// A key in resource order: (resource, relation, subject).
+#[derive(Debug, Clone)]
+struct ByResource(Arc<Relationship>);
+
+impl PartialEq for ByResource {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ByResource {}
+
+impl PartialOrd for ByResource {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByResource {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_by_key(&self.0, &other.0)
+    }
+}
+
+/// A key in subject order: (subject object, resource, relation, subject relation).
+#[derive(Debug, Clone)]
+struct BySubject(Arc<Relationship>);
+
+impl BySubject {
+    fn order(&self) -> (&ObjectRef, &ObjectRef, &str, Option<&str>) {
+        let r = &self.0;
+        (
+            &r.subject.object,
+            &r.resource,
+            &r.relation,
+            r.subject.relation.as_deref(),
+        )
+    }
+}
+
+impl PartialEq for BySubject {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for BySubject {}
+
+impl PartialOrd for BySubject {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for BySubject {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+/// A key's `resource#relation`, hashed as [`RelationProbe`] hashes.
+#[derive(Debug, Clone)]
+struct ResourceRelation(Arc<Relationship>);
+
+impl Hash for ResourceRelation {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        RelationProbe(&self.0.resource, &self.0.relation).hash(state)
+    }
+}
+
+impl PartialEq for ResourceRelation {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.resource == other.0.resource && self.0.relation == other.0.relation
+    }
+}
+
+impl Eq for ResourceRelation {}
+
+/// A borrowed `resource#relation` to look up [`ResourceRelation`]s with.
+#[derive(Hash)]
+struct RelationProbe<'a>(&'a ObjectRef, &'a str);
+
+impl Equivalent<ResourceRelation> for RelationProbe<'_> {
+    fn equivalent(&self, key: &ResourceRelation) -> bool {
+        *self.0 == key.0.resource && self.1 == key.0.relation
+    }
+}
 
 /// The keys stored under one `resource#relation`, sorted by subject, with their versions.
-type RelationEntries = Vec<(SubjectRef, Versions)>;
+type RelationEntries = Vec<(Arc<Relationship>, Versions)>;
 
 #[derive(Debug, Default)]
 pub struct RelationshipIndex {
     /// Every key's versions, in key order: filtered scans, pages, images, garbage collection.
-    by_resource: BTreeMap<RelationshipKey, Versions>,
-    /// The same versions by resource, then relation (hashed), then subject (sorted): Check's
-    /// reads are hash lookups and short scans, with no string-keyed tree descents.
-    by_relation: FxHashMap<ObjectRef, FxHashMap<String, RelationEntries>>,
-    /// (subject object, resource, relation, subject relation): keys into `by_resource`.
-    by_subject: BTreeSet<(ObjectRef, ObjectRef, String, Option<String>)>,
+    by_resource: BTreeMap<ByResource, Versions>,
+    /// The same versions by `resource#relation` (hashed), then subject (sorted): Check's reads
+    /// are one hash lookup and a binary search, with no tree descents.
+    by_relation: HashMap<ResourceRelation, RelationEntries, FxBuildHasher>,
+    /// Every key, in subject order.
+    by_subject: BTreeSet<BySubject>,
+    /// Kept versions with a subject set and an expiration: while there are any, a subject set's
+    /// reach can change with time alone (see [`Self::has_expiring_subject_sets`]).
+    expiring_subject_sets: usize,
+}
+
+/// How many of `versions` have a subject set and an expiration.
+fn count_expiring_subject_sets(versions: &[Version]) -> usize {
+    versions
+        .iter()
+        .filter(|v| {
+            v.relationship.subject.relation.is_some() && v.relationship.expires_at.is_some()
+        })
+        .count()
+}
+
+/// A relationship standing for `key` in range bounds.
+fn probe(resource: ObjectRef, relation: &str, subject: SubjectRef) -> Arc<Relationship> {
+    Arc::new(Relationship::new(resource, relation, subject))
 }
 
 fn lowest_object() -> ObjectRef {
@@ -98,17 +220,36 @@ impl RelationshipIndex {
         )
     }
 
+    /// True if a kept version has a subject set and an expiration: then what a subject set
+    /// reaches can differ between two revisions with no write between them.
+    pub fn has_expiring_subject_sets(&self) -> bool {
+        self.expiring_subject_sets > 0
+    }
+
     /// Every key's version list, in key order (a datastore image).
     pub fn all_versions(&self) -> Vec<Vec<Version>> {
         self.by_resource.values().map(|v| v.to_vec()).collect()
     }
 
     /// The entries of `resource#relation`, sorted by subject.
-    fn entries(&self, resource: &ObjectRef, relation: &str) -> &[(SubjectRef, Versions)] {
+    fn entries(&self, resource: &ObjectRef, relation: &str) -> &[(Arc<Relationship>, Versions)] {
         self.by_relation
-            .get(resource)
-            .and_then(|relations| relations.get(relation))
+            .get(&RelationProbe(resource, relation))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// Every kept version of `resource#relation@subject`, oldest first.
+    fn versions(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        subject: &SubjectRef,
+    ) -> Option<&Versions> {
+        let entries = self.entries(resource, relation);
+        let found = entries
+            .binary_search_by(|(key, _)| key.subject.cmp(subject))
+            .ok()?;
+        Some(&entries[found].1)
     }
 
     /// The version of `resource#relation@subject` live at `at`.
@@ -119,9 +260,7 @@ impl RelationshipIndex {
         subject: &SubjectRef,
         at: ReadAt,
     ) -> Option<&Arc<Relationship>> {
-        let entries = self.entries(resource, relation);
-        let found = entries.binary_search_by(|(s, _)| s.cmp(subject)).ok()?;
-        live_version(&entries[found].1, at).map(|v| &v.relationship)
+        live_version(self.versions(resource, relation, subject)?, at).map(|v| &v.relationship)
     }
 
     /// The version of `key` live at `at`.
@@ -138,10 +277,9 @@ impl RelationshipIndex {
     ) -> Vec<(RelationshipKey, Vec<Version>)> {
         let mut updated: BTreeMap<RelationshipKey, Vec<Version>> = BTreeMap::new();
         for change in changes {
-            let key = key_of(change.relationship());
-            let versions = updated.entry(key.clone()).or_insert_with(|| {
-                self.by_resource
-                    .get(&key)
+            let r = change.relationship();
+            let versions = updated.entry(key_of(r)).or_insert_with(|| {
+                self.versions(&r.resource, &r.relation, &r.subject)
                     .map(|v| v.to_vec())
                     .unwrap_or_default()
             });
@@ -154,7 +292,7 @@ impl RelationshipIndex {
                 versions.push(Version {
                     created: revision,
                     deleted: None,
-                    relationship: Arc::new(r.clone()),
+                    relationship: r.clone(),
                 });
             }
         }
@@ -164,49 +302,52 @@ impl RelationshipIndex {
     /// Installs version lists computed by [`Self::updated_versions`] (or recovered from disk).
     pub fn install(&mut self, updated: &[(RelationshipKey, Vec<Version>)]) {
         for (key, versions) in updated {
-            self.replace(
-                key,
-                (!versions.is_empty()).then(|| Arc::new(versions.clone())),
-            );
+            self.remove(key);
+            if !versions.is_empty() {
+                self.insert(versions.as_slice().into());
+            }
         }
     }
 
-    /// Sets `key`'s versions in every view (`None` removes the key).
-    fn replace(&mut self, key: &RelationshipKey, versions: Option<Versions>) {
-        let (resource, relation, subject) = key;
-        let reverse = (
-            subject.object.clone(),
-            resource.clone(),
-            relation.clone(),
-            subject.relation.clone(),
-        );
-        let relations = self.by_relation.entry(resource.clone()).or_default();
-        let entries = relations.entry(relation.clone()).or_default();
-        let position = entries.binary_search_by(|(s, _)| s.cmp(subject));
-        match (versions, position) {
-            (Some(versions), Ok(i)) => {
-                entries[i].1 = versions.clone();
-                self.by_resource.insert(key.clone(), versions);
-            }
-            (Some(versions), Err(i)) => {
-                entries.insert(i, (subject.clone(), versions.clone()));
-                self.by_resource.insert(key.clone(), versions);
-                self.by_subject.insert(reverse);
-            }
-            (None, found) => {
-                if let Ok(i) = found {
-                    entries.remove(i);
-                }
-                if entries.is_empty() {
-                    relations.remove(relation);
-                    if relations.is_empty() {
-                        self.by_relation.remove(resource);
-                    }
-                }
-                self.by_resource.remove(key);
-                self.by_subject.remove(&reverse);
-            }
+    /// Removes `key` from every view.
+    fn remove(&mut self, (resource, relation, subject): &RelationshipKey) {
+        let probe = RelationProbe(resource, relation);
+        let hash = self.by_relation.hasher().hash_one(&probe);
+        let hashbrown::hash_map::RawEntryMut::Occupied(mut slot) = self
+            .by_relation
+            .raw_entry_mut()
+            .from_hash(hash, |k| probe.equivalent(k))
+        else {
+            return;
+        };
+        let entries = slot.get_mut();
+        let Ok(found) = entries.binary_search_by(|(key, _)| key.subject.cmp(subject)) else {
+            return;
+        };
+        let (key, versions) = entries.remove(found);
+        self.expiring_subject_sets -= count_expiring_subject_sets(&versions);
+        if entries.is_empty() {
+            slot.remove();
         }
+        self.by_resource.remove(&ByResource(key.clone()));
+        self.by_subject.remove(&BySubject(key));
+    }
+
+    /// Adds a key absent from every view, with its (non-empty) versions; the oldest version's
+    /// relationship stands for the key.
+    fn insert(&mut self, versions: Versions) {
+        let key = versions[0].relationship.clone();
+        self.expiring_subject_sets += count_expiring_subject_sets(&versions);
+        let entries = self
+            .by_relation
+            .entry(ResourceRelation(key.clone()))
+            .or_default();
+        let position = entries
+            .binary_search_by(|(k, _)| k.subject.cmp(&key.subject))
+            .unwrap_or_else(|i| i);
+        entries.insert(position, (key.clone(), versions.clone()));
+        self.by_resource.insert(ByResource(key.clone()), versions);
+        self.by_subject.insert(BySubject(key));
     }
 
     /// Applies `changes` as of `revision`; see [`Self::updated_versions`].
@@ -235,11 +376,14 @@ impl RelationshipIndex {
             .map(|(key, versions)| {
                 let remaining: Vec<Version> =
                     versions.iter().filter(|v| keep(v)).cloned().collect();
-                (key.clone(), (!remaining.is_empty()).then_some(remaining))
+                (key_of(&key.0), (!remaining.is_empty()).then_some(remaining))
             })
             .collect();
         for (key, remaining) in &changed {
-            self.replace(key, remaining.clone().map(Arc::new));
+            self.remove(key);
+            if let Some(remaining) = remaining {
+                self.insert(remaining.as_slice().into());
+            }
         }
         changed
     }
@@ -275,22 +419,33 @@ impl RelationshipIndex {
     ) -> Vec<Arc<Relationship>> {
         self.entries(resource, relation)
             .iter()
-            .filter(|(subject, _)| wanted(subject))
+            .filter(|(key, _)| wanted(&key.subject))
             .filter_map(|(_, versions)| live_version(versions, at))
             .map(|v| v.relationship.clone())
             .collect()
     }
 
-    /// Relationships whose subject object is `subject`, live at `at`, in resource order.
-    pub fn resources_of(&self, subject: &ObjectRef, at: ReadAt) -> Vec<Arc<Relationship>> {
-        let start = (subject.clone(), lowest_object(), String::new(), None);
+    /// Relationships whose subject object is `subject`, live at `at`, in resource order; at most
+    /// `limit` of them.
+    pub fn resources_of(
+        &self,
+        subject: &ObjectRef,
+        at: ReadAt,
+        limit: usize,
+    ) -> Vec<Arc<Relationship>> {
+        let start = BySubject(probe(
+            lowest_object(),
+            "",
+            SubjectRef::new(subject.clone(), None),
+        ));
         self.by_subject
             .range(start..)
-            .take_while(|(subj, ..)| subj == subject)
-            .filter_map(|(subj, resource, relation, subject_relation)| {
-                let subject = SubjectRef::new(subj.clone(), subject_relation.clone());
-                self.live(resource, relation, &subject, at).cloned()
+            .take_while(|key| key.0.subject.object == *subject)
+            .filter_map(|key| {
+                let r = &key.0;
+                self.live(&r.resource, &r.relation, &r.subject, at).cloned()
             })
+            .take(limit)
             .collect()
     }
 
@@ -304,36 +459,38 @@ impl RelationshipIndex {
         limit: usize,
     ) -> Vec<Relationship> {
         let start = match (&filter.resource_type, &filter.resource_id) {
-            (Some(t), Some(id)) => (
-                ObjectRef::new(t.clone(), id.clone()),
-                String::new(),
-                lowest_subject(),
-            ),
-            (Some(t), None) => (
+            (Some(t), Some(id)) => {
+                probe(ObjectRef::new(t.clone(), id.clone()), "", lowest_subject())
+            }
+            (Some(t), None) => probe(
                 ObjectRef::new(t.clone(), String::new()),
-                String::new(),
+                "",
                 lowest_subject(),
             ),
-            _ => (lowest_object(), String::new(), lowest_subject()),
+            _ => probe(lowest_object(), "", lowest_subject()),
         };
         let start = match after {
-            Some(after) if *after >= start => after.clone(),
+            Some(after) if cmp_to_key(&start, after) != Ordering::Greater => {
+                probe(after.0.clone(), &after.1, after.2.clone())
+            }
             _ => start,
         };
-        let in_type_range = |key: &RelationshipKey| {
+        let in_type_range = |key: &Relationship| {
             filter
                 .resource_type
                 .as_ref()
-                .is_none_or(|t| key.0.object_type == *t)
+                .is_none_or(|t| key.resource.object_type == *t)
                 && filter
                     .resource_id
                     .as_ref()
-                    .is_none_or(|id| key.0.object_id == *id)
+                    .is_none_or(|id| key.resource.object_id == *id)
         };
         self.by_resource
-            .range(start..)
-            .filter(|(key, _)| after != Some(*key))
-            .take_while(|(key, _)| in_type_range(key))
+            .range(ByResource(start)..)
+            .filter(|(key, _)| {
+                after.is_none_or(|after| cmp_to_key(&key.0, after) != Ordering::Equal)
+            })
+            .take_while(|(key, _)| in_type_range(&key.0))
             .filter_map(|(_, vs)| live_version(vs, at))
             .filter(|v| filter.matches(&v.relationship))
             .take(limit)
@@ -349,23 +506,14 @@ impl RelationshipIndex {
         at: ReadAt,
         predicate: impl Fn(&Relationship) -> bool,
     ) -> Option<Relationship> {
-        let filter = RelationshipFilter {
-            resource_type: resource_type.map(str::to_string),
-            ..Default::default()
-        };
-        let start = (
+        let start = probe(
             ObjectRef::new(resource_type.unwrap_or_default(), ""),
-            String::new(),
+            "",
             lowest_subject(),
         );
         self.by_resource
-            .range(start..)
-            .take_while(|(key, _)| {
-                filter
-                    .resource_type
-                    .as_ref()
-                    .is_none_or(|t| key.0.object_type == *t)
-            })
+            .range(ByResource(start)..)
+            .take_while(|(key, _)| resource_type.is_none_or(|t| key.0.resource.object_type == t))
             .filter_map(|(_, vs)| live_version(vs, at))
             .map(|v| v.relationship.as_ref())
             .find(|r| predicate(r))
@@ -409,33 +557,45 @@ mod tests {
     #[test]
     fn reads_see_exactly_their_revision() {
         let mut index = RelationshipIndex::default();
-        index.apply(1, &[Change::Touch(rel("doc:one#viewer@user:tom"))]);
-        index.apply(2, &[Change::Touch(rel("doc:one#viewer@user:sam"))]);
-        index.apply(3, &[Change::Delete(rel("doc:one#viewer@user:tom"))]);
+        index.apply(
+            1,
+            &[Change::Touch(Arc::new(rel("doc:one#viewer@user:tom")))],
+        );
+        index.apply(
+            2,
+            &[Change::Touch(Arc::new(rel("doc:one#viewer@user:sam")))],
+        );
+        index.apply(
+            3,
+            &[Change::Delete(Arc::new(rel("doc:one#viewer@user:tom")))],
+        );
         assert_eq!(subjects(&index, at(0)), Vec::<String>::new());
         assert_eq!(subjects(&index, at(1)), ["user:tom"]);
         assert_eq!(subjects(&index, at(2)), ["user:sam", "user:tom"]);
         assert_eq!(subjects(&index, at(3)), ["user:sam"]);
         assert_eq!(
             index
-                .resources_of(&ObjectRef::new("user", "tom"), at(2))
+                .resources_of(&ObjectRef::new("user", "tom"), at(2), usize::MAX)
                 .len(),
             1
         );
         assert!(index
-            .resources_of(&ObjectRef::new("user", "tom"), at(3))
+            .resources_of(&ObjectRef::new("user", "tom"), at(3), usize::MAX)
             .is_empty());
     }
 
     #[test]
     fn garbage_collection_keeps_what_reads_after_the_horizon_need() {
         let mut index = RelationshipIndex::default();
-        index.apply(1, &[Change::Touch(rel("doc:one#viewer@user:tom"))]);
+        index.apply(
+            1,
+            &[Change::Touch(Arc::new(rel("doc:one#viewer@user:tom")))],
+        );
         index.apply(
             2,
             &[
-                Change::Delete(rel("doc:one#viewer@user:tom")),
-                Change::Touch(rel("doc:one#viewer@user:sam")),
+                Change::Delete(Arc::new(rel("doc:one#viewer@user:tom"))),
+                Change::Touch(Arc::new(rel("doc:one#viewer@user:sam"))),
             ],
         );
         let changed = index.collect_garbage(1, SystemTime::UNIX_EPOCH);
@@ -448,7 +608,7 @@ mod tests {
         assert_eq!(changed[0].1, None);
         assert_eq!(subjects(&index, at(2)), ["user:sam"]);
         assert!(index
-            .resources_of(&ObjectRef::new("user", "tom"), at(1))
+            .resources_of(&ObjectRef::new("user", "tom"), at(1), usize::MAX)
             .is_empty());
     }
 
@@ -461,7 +621,7 @@ mod tests {
             "doc:c#editor@user:y",
             "folder:a#viewer@user:x",
         ];
-        index.apply(1, &all.map(|r| Change::Touch(rel(r))));
+        index.apply(1, &all.map(|r| Change::Touch(Arc::new(rel(r)))));
         let filter = RelationshipFilter {
             resource_type: Some("doc".into()),
             ..Default::default()

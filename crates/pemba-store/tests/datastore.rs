@@ -1,5 +1,6 @@
 //! The datastore's write and read contract, over in-memory persistence.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pemba_engine::{Engine, Permissionship, RelationshipSnapshot};
@@ -150,8 +151,14 @@ fn touching_an_unchanged_relationship_is_no_change() {
     assert_eq!(
         changes,
         [
-            (2, vec![Change::Touch(rel("document:a#viewer@user:tom"))]),
-            (3, vec![Change::Touch(rel("document:b#viewer@user:tom"))]),
+            (
+                2,
+                vec![Change::Touch(Arc::new(rel("document:a#viewer@user:tom")))]
+            ),
+            (
+                3,
+                vec![Change::Touch(Arc::new(rel("document:b#viewer@user:tom")))]
+            ),
         ]
     );
     assert_eq!(
@@ -613,4 +620,55 @@ fn garbage_collection_drops_relationships_expired_before_the_horizon() {
     assert_eq!(reopened.stats().versions, 2);
     assert_eq!(seconds_of(&reopened, 3), 20, "the horizon keeps its time");
     assert_eq!(viewers(&reopened, 3), live);
+}
+
+/// Checks through nested groups are decided from flattened subject sets shared between reads;
+/// a write that changes a subject set, or the schema, starts a new epoch, and reads at older
+/// revisions still see their own nesting.
+#[test]
+fn flattened_subject_sets_follow_every_write() {
+    const NESTED: &str = "definition user {}\n\ndefinition group {\n    relation member: user | group#member\n}\n\ndefinition document {\n    relation viewer: group#member\n    permission view = viewer\n}\n";
+    let store = Datastore::open(Box::new(MemoryPersistence::default())).unwrap();
+    let mut revision = 0;
+    let mut write = |command: WriteCommand| {
+        revision += 1;
+        store.apply(revision, at(revision), &command).unwrap();
+        revision
+    };
+    write(WriteCommand::Schema {
+        text: NESTED.to_string(),
+    });
+    let apart = write(touch(&[
+        "group:leads#member@user:tom",
+        "document:plan#viewer@group:eng#member",
+    ]));
+    let view = |revision: u64| {
+        let snapshot = store.snapshot(revision).unwrap();
+        assert!(
+            snapshot.closures().is_some(),
+            "revision {revision} has an epoch"
+        );
+        Engine::new(snapshot.compiled_schema(), &snapshot)
+            .check(
+                &ObjectRef::new("document", "plan"),
+                "view",
+                &SubjectRef::object("user", "tom"),
+            )
+            .unwrap()
+    };
+    assert_eq!(view(apart), Permissionship::NoPermission);
+    let nested = write(touch(&["group:eng#member@group:leads#member"]));
+    assert_eq!(view(nested), Permissionship::HasPermission);
+    assert_eq!(view(apart), Permissionship::NoPermission);
+    let unrelated = write(touch(&["group:ops#member@user:ann"]));
+    assert_eq!(view(unrelated), Permissionship::HasPermission);
+    let removed = write(WriteCommand::Relationships {
+        updates: vec![(
+            UpdateOperation::Delete,
+            rel("group:eng#member@group:leads#member"),
+        )],
+        preconditions: Vec::new(),
+    });
+    assert_eq!(view(removed), Permissionship::NoPermission);
+    assert_eq!(view(nested), Permissionship::HasPermission);
 }

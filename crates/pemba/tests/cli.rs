@@ -318,6 +318,59 @@ fn import_then_export_gives_back_the_relationships() {
     assert!(error.contains("bad.txt:2"), "{error}");
 }
 
+/// An import larger than one log entry holds is committed in parts; a bad line in a file stops
+/// it before anything is sent, and a bad line on stdin cancels the call, so the server commits
+/// none of the part it was still collecting.
+#[test]
+fn large_imports_commit_in_parts_and_stop_at_a_bad_line() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let server = Server::start();
+    server.write_schema();
+    let viewers = |range: std::ops::Range<usize>| -> String {
+        range
+            .map(|i| format!("document:d{i}#viewer@user:u{i}\n"))
+            .collect()
+    };
+    let exported = || server.ok(&["export"]).lines().count();
+
+    let mut bad_file = viewers(0..7_000);
+    bad_file.push_str("not a relationship\n");
+    let bad = server.file("bad-large.txt", &bad_file);
+    let error = server.fails(&["import", &bad]);
+    assert!(error.contains("bad-large.txt:7001"), "{error}");
+    assert_eq!(exported(), 0, "a file with a bad line imports nothing");
+
+    let good = server.file("large.txt", &viewers(0..12_001));
+    let imported = server.run(&["import", &good]);
+    assert!(imported.status.success(), "{imported:?}");
+    assert!(String::from_utf8_lossy(&imported.stderr).contains("imported 12001 relationships"));
+    assert_eq!(exported(), 12_001);
+
+    let mut child = server
+        .command(&["import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pemba runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut piped = viewers(20_000..26_000);
+    piped.push_str("not a relationship\n");
+    stdin.write_all(piped.as_bytes()).expect("writing stdin");
+    drop(stdin);
+    let output = child.wait_with_output().expect("pemba ends");
+    assert!(!output.status.success());
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("-:6001"), "{error}");
+    let committed = exported() - 12_001;
+    assert!(
+        committed == 0 || committed == 5_000,
+        "only whole parts are committed, not the {committed} relationships before the bad line"
+    );
+}
+
 #[test]
 fn a_wrong_or_missing_token_is_unauthenticated() {
     let server = Server::start();
