@@ -38,7 +38,7 @@ impl Model {
         for (revision, changes) in history {
             for change in changes {
                 match change {
-                    Change::Touch(r) => state.insert(key_text(r), r.clone()),
+                    Change::Touch(r) => state.insert(key_text(r), Relationship::clone(r)),
                     Change::Delete(r) => state.remove(&key_text(r)),
                 };
             }

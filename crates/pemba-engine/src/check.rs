@@ -55,12 +55,17 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         if let Some(known) = self.memo.recall(question, resource, name, subject, depth) {
             return Ok(known);
         }
-        let truth = match self.member(&resource.object_type, name)? {
-            Member::Relation(relation) => self.is_direct_member(resource, relation, subject, depth),
-            Member::Permission(permission) => {
-                self.rewrite_has_member(resource, &permission.rewrite, subject, depth)
-            }
-        }?;
+        let member = self.member(&resource.object_type, name)?;
+        let (name, truth) = match member {
+            Member::Relation(relation) => (
+                relation.name.as_str(),
+                self.is_direct_member(resource, relation, subject, depth)?,
+            ),
+            Member::Permission(permission) => (
+                permission.name.as_str(),
+                self.rewrite_has_member(resource, &permission.rewrite, subject, depth)?,
+            ),
+        };
         self.memo
             .remember(question, resource, name, subject, depth, truth.clone());
         Ok(truth)
@@ -75,22 +80,22 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
     ) -> Result<Truth, EngineError> {
         let (allows_exact, allows_wildcard) = allowances(relation, subject);
         let mut found = Truth::False;
-        // Point lookups: the subject itself, then its type's wildcard.
         let subject_type = &subject.object.object_type;
         let wildcard = allows_wildcard.then(|| SubjectRef::object(subject_type.clone(), "*"));
-        let direct = [allows_exact.then_some(subject), wildcard.as_ref()];
-        for candidate in direct.into_iter().flatten() {
-            if let Some(r) = self
-                .snapshot
-                .relationship(resource, &relation.name, candidate)?
-            {
-                found = found.or(self.caveat_truth(&r)?);
-                if found == Truth::True {
-                    return Ok(found);
-                }
+        let direct = self.snapshot.direct(
+            resource,
+            &relation.name,
+            allows_exact.then_some(subject),
+            wildcard.as_ref(),
+        )?;
+        // The subject itself, then its type's wildcard, then the subject sets.
+        for r in [&direct.exact, &direct.wildcard].into_iter().flatten() {
+            found = found.or(self.caveat_truth(r)?);
+            if found == Truth::True {
+                return Ok(found);
             }
         }
-        for r in &self.snapshot.subject_sets(resource, &relation.name)? {
+        for r in &direct.subject_sets {
             if let Some(subject_relation) = &r.subject.relation {
                 let holds = self.caveat_truth(r)?;
                 if holds == Truth::False {
@@ -127,9 +132,12 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         if subject.relation.is_some() || self.hint.is_some() {
             return Ok(None);
         }
-        let Ok(Member::Relation(root)) = self.member(&object.object_type, relation) else {
+        if !matches!(
+            self.member(&object.object_type, relation),
+            Ok(Member::Relation(_))
+        ) {
             return Ok(None);
-        };
+        }
         let Some(closure) = self.closure(object, relation, &mut Vec::new())? else {
             return Ok(None);
         };
@@ -143,38 +151,32 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
             Ok(truth) => found = std::mem::replace(&mut found, Truth::False).or(truth),
             Err(e) => failure = failure.take().or(Some(e)),
         };
-        // Which of the closure's kinds of userset admit the subject. A schema cannot reach a
-        // wildcard through a subject set (SpiceDB refuses it), so one that does is left to the
-        // walk.
-        let mut kinds = Vec::with_capacity(closure.kinds().len() + 1);
-        let (exact, wildcard) = allowances(root, subject);
-        if wildcard {
+        // A schema cannot reach a wildcard through a subject set (SpiceDB refuses it), so one
+        // that does is left to the walk.
+        let wildcard_reached = std::iter::once((object.object_type.as_str(), relation))
+            .chain(
+                closure
+                    .kinds()
+                    .iter()
+                    .map(|(t, n)| (t.as_str(), n.as_str())),
+            )
+            .any(|(object_type, name)| match self.member(object_type, name) {
+                Ok(Member::Relation(r)) => allowances(r, subject).1,
+                _ => true,
+            });
+        if wildcard_reached {
             return Ok(None);
         }
-        kinds.push((object.object_type.as_str(), relation, exact));
-        for (object_type, name) in closure.kinds() {
-            let Ok(Member::Relation(r)) = self.member(object_type, name) else {
-                return Ok(None);
-            };
-            let (exact, wildcard) = allowances(r, subject);
-            if wildcard {
-                return Ok(None);
-            }
-            kinds.push((object_type.as_str(), name.as_str(), exact));
-        }
-        let admits = |object_type: &str, name: &str| {
-            kinds
-                .iter()
-                .any(|(t, n, exact)| *exact && *t == object_type && *n == name)
-        };
+        // Every kind of userset reached is a relation (checked when the closure was made).
+        let admits = |object_type: &str, name: &str| matches!(self.member(object_type, name), Ok(Member::Relation(r)) if allowances(r, subject).0);
         let reached =
             |o: &ObjectRef, r: &str| (o == object && r == relation) || closure.contains(o, r);
         match self.memberships(&subject.object, closure.len() + 1)? {
             // The subject's own relationships are no more than the usersets: look at each.
             Some(memberships) => {
                 for r in memberships.iter().filter(|r| r.subject == *subject) {
-                    if admits(&r.resource.object_type, &r.relation)
-                        && reached(&r.resource, &r.relation)
+                    if reached(&r.resource, &r.relation)
+                        && admits(&r.resource.object_type, &r.relation)
                     {
                         consider(r);
                     }

@@ -109,7 +109,7 @@ impl Closure {
 pub(crate) const MAX_CLOSURE: usize = 1 << 16;
 
 /// The most usersets all cached closures hold together; past it the cache starts over.
-const MAX_CACHED: usize = 1 << 25;
+const MAX_CACHED: usize = 1 << 26;
 
 /// What is known of one root: its closure, or that it cannot be flattened.
 type Known = Option<Arc<Closure>>;

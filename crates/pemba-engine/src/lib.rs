@@ -27,7 +27,7 @@ pub use closure::{Closure, ClosureCache};
 pub use error::EngineError;
 pub use expand::{ExpandNode, ExpandTree, SetOperation};
 pub use fixed::FixedSnapshot;
-pub use snapshot::{RelationshipSnapshot, SnapshotError};
+pub use snapshot::{DirectRelationships, RelationshipSnapshot, SnapshotError};
 pub use subject_set::FoundSubject;
 pub use write_validation::{
     allowed_subject_source, subject_type_of, validate_deletion, validate_relationship,
@@ -82,7 +82,7 @@ pub struct Engine<'a, S> {
     /// arrow) counts as unconditionally granted wherever it occurs (see `lookup`).
     hint: Option<Hint>,
     /// Sub-problems already answered by this engine (one request's worth).
-    memo: memo::Memo,
+    memo: memo::Memo<'a>,
     /// The relationships of the subject a flattened check last looked up, with the limit it
     /// was read with (`None`: more than that).
     memberships: std::cell::RefCell<Option<Memberships>>,

@@ -2,14 +2,23 @@
 //! reached along several paths is walked once.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry as Slot;
 use std::hash::BuildHasher;
 
 use pemba_caveats::Truth;
 use pemba_types::{ObjectRef, SubjectRef};
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-/// One remembered answer: the question, the dispatch depth it was found with, and the answer.
-type Entry = (ObjectRef, String, SubjectRef, u32, Truth);
+/// One remembered answer: the question (the subject as its place in [`Memo::subjects`], the
+/// member's name borrowed from the schema), the dispatch depth it was found with, the answer.
+#[derive(Debug)]
+struct Entry<'a> {
+    resource: ObjectRef,
+    name: &'a str,
+    subject: usize,
+    depth: u32,
+    truth: Truth,
+}
 
 /// Answers to "is `subject` in `resource#name`?" with the dispatch depth each was found with.
 /// An answer found with `d` dispatches left is also the answer with more left (the walk is the
@@ -17,14 +26,17 @@ type Entry = (ObjectRef, String, SubjectRef, u32, Truth);
 /// reused only then. Errors are never remembered. Valid for one snapshot, schema, request
 /// context and hint: one engine's lifetime.
 ///
-/// Entries are bucketed by a hash of the question, so a lookup copies nothing; a bucket's
-/// entries are compared in full, so a hash collision never returns another question's answer.
+/// Entries are found by a hash of the question and compared in full, so a hash collision never
+/// returns another question's answer; of two questions with one hash, the first is remembered
+/// (the second is walked each time, as without a memo).
 #[derive(Debug, Default)]
-pub(crate) struct Memo {
-    buckets: RefCell<FxHashMap<u64, Vec<Entry>>>,
+pub(crate) struct Memo<'a> {
+    /// The subjects questions were asked about: a check asks about one, a lookup about a few.
+    subjects: RefCell<Vec<SubjectRef>>,
+    entries: RefCell<FxHashMap<u64, Entry<'a>>>,
 }
 
-/// The bucket of "is `subject` in `resource#name`?": computed once per question and passed to
+/// The hash of "is `subject` in `resource#name`?": computed once per question and passed to
 /// both [`Memo::recall`] and [`Memo::remember`].
 pub(crate) fn hash_of(resource: &ObjectRef, name: &str, subject: &SubjectRef) -> u64 {
     FxBuildHasher.hash_one((resource, name, subject))
@@ -35,11 +47,19 @@ pub(crate) fn hash_userset(object: &ObjectRef, relation: &str) -> u64 {
     FxBuildHasher.hash_one((object, relation))
 }
 
-fn is_question(entry: &Entry, resource: &ObjectRef, name: &str, subject: &SubjectRef) -> bool {
-    entry.0 == *resource && entry.1 == name && entry.2 == *subject
-}
+impl<'a> Memo<'a> {
+    fn is_question(
+        &self,
+        entry: &Entry,
+        resource: &ObjectRef,
+        name: &str,
+        subject: &SubjectRef,
+    ) -> bool {
+        entry.name == name
+            && entry.resource == *resource
+            && self.subjects.borrow()[entry.subject] == *subject
+    }
 
-impl Memo {
     pub(crate) fn recall(
         &self,
         hash: u64,
@@ -48,41 +68,46 @@ impl Memo {
         subject: &SubjectRef,
         depth: u32,
     ) -> Option<Truth> {
-        let buckets = self.buckets.borrow();
-        let bucket = buckets.get(&hash)?;
-        bucket
-            .iter()
-            .find(|e| is_question(e, resource, name, subject) && depth >= e.3)
-            .map(|e| e.4.clone())
+        let entries = self.entries.borrow();
+        let entry = entries.get(&hash)?;
+        (depth >= entry.depth && self.is_question(entry, resource, name, subject))
+            .then(|| entry.truth.clone())
     }
 
     pub(crate) fn remember(
         &self,
         hash: u64,
         resource: &ObjectRef,
-        name: &str,
+        name: &'a str,
         subject: &SubjectRef,
         depth: u32,
         truth: Truth,
     ) {
-        let mut buckets = self.buckets.borrow_mut();
-        let bucket = buckets.entry(hash).or_default();
-        match bucket
-            .iter_mut()
-            .find(|e| is_question(e, resource, name, subject))
-        {
-            Some(entry) if depth < entry.3 => {
-                entry.3 = depth;
-                entry.4 = truth;
+        match self.entries.borrow_mut().entry(hash) {
+            Slot::Occupied(mut slot) => {
+                let entry = slot.get_mut();
+                if depth < entry.depth && self.is_question(entry, resource, name, subject) {
+                    entry.depth = depth;
+                    entry.truth = truth;
+                }
             }
-            Some(_) => {}
-            None => bucket.push((
-                resource.clone(),
-                name.to_string(),
-                subject.clone(),
-                depth,
-                truth,
-            )),
+            Slot::Vacant(slot) => {
+                let mut subjects = self.subjects.borrow_mut();
+                let index = subjects
+                    .iter()
+                    .position(|s| s == subject)
+                    .unwrap_or_else(|| {
+                        subjects.push(subject.clone());
+                        subjects.len() - 1
+                    });
+                slot.insert(Entry {
+                    resource: resource.clone(),
+                    name,
+                    subject: index,
+                    depth,
+                    truth,
+                });
+            }
         }
     }
 }

@@ -13,6 +13,16 @@ use crate::closure::ClosureCache;
 #[error("storage error: {0}")]
 pub struct SnapshotError(pub String);
 
+/// The relationships of one `resource#relation` a check reads; see
+/// [`RelationshipSnapshot::direct`].
+#[derive(Debug, Default)]
+pub struct DirectRelationships {
+    pub exact: Option<Arc<Relationship>>,
+    pub wildcard: Option<Arc<Relationship>>,
+    /// In subject order.
+    pub subject_sets: Vec<Arc<Relationship>>,
+}
+
 /// Relationships as of one revision. Implementations must answer every call from the same revision,
 /// so that one request sees one consistent state, however many calls it makes, and must leave out
 /// every relationship that expired before [`RelationshipSnapshot::time`]. Relationships are
@@ -66,6 +76,28 @@ pub trait RelationshipSnapshot {
         let mut relationships = self.subjects(resource, relation)?;
         relationships.retain(|r| r.subject.relation.is_some());
         Ok(relationships)
+    }
+
+    /// What a check reads of `resource#relation`: the relationship to `exact` and the one to
+    /// `wildcard` (each if asked for and stored), and those whose subject is a subject set.
+    /// Implementations with an index should find the relation once; this default reads it for
+    /// each part.
+    fn direct(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        exact: Option<&SubjectRef>,
+        wildcard: Option<&SubjectRef>,
+    ) -> Result<DirectRelationships, SnapshotError> {
+        let find = |subject: Option<&SubjectRef>| match subject {
+            Some(subject) => self.relationship(resource, relation, subject),
+            None => Ok(None),
+        };
+        Ok(DirectRelationships {
+            exact: find(exact)?,
+            wildcard: find(wildcard)?,
+            subject_sets: self.subject_sets(resource, relation)?,
+        })
     }
 
     /// The instant this snapshot is read at: relationships that expired before it are invisible.

@@ -48,6 +48,19 @@ impl CompiledSchema {
             .get(name)
             .map(|&i| &self.definitions[i])
     }
+
+    /// True if some relation admits the subject set `object_type#relation`.
+    pub fn admits_subject_set(&self, object_type: &str, relation: &str) -> bool {
+        self.definitions
+            .iter()
+            .flat_map(Definition::relations)
+            .any(|r| {
+                r.allowed.iter().any(|a| {
+                    a.subject_type == object_type
+                        && matches!(&a.kind, AllowedSubjectKind::Relation(name) if name == relation)
+                })
+            })
+    }
 }
 
 /// `definition name { … }`: an object type with its relations and permissions.

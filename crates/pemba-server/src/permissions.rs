@@ -172,7 +172,7 @@ impl Permissions {
 
     fn check_one(
         &self,
-        engine: &Engine<'_, pemba_store::Snapshot>,
+        engine: &Engine<'_, pemba_store::SnapshotRead<'_>>,
         resource: Option<&api::ObjectReference>,
         permission: &str,
         subject: Option<&api::SubjectReference>,
@@ -201,7 +201,9 @@ impl PermissionsService for Permissions {
         let r = request.into_inner();
         let snapshot = self.node.snapshot(r.consistency.as_ref(), deadline).await?;
         let context = request_context(r.context.as_ref())?;
-        let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
+        // One lock for all of the check's reads.
+        let read = snapshot.read();
+        let engine = Engine::new(snapshot.compiled_schema(), &read).with_context(context);
         let answer = self.check_one(
             &engine,
             r.resource.as_ref(),
@@ -252,7 +254,7 @@ impl PermissionsService for Permissions {
             .map(|(item, (resource, permission, subject))| {
                 use api::check_bulk_permissions_pair::Response as PairResponse;
                 let answer = request_context(item.context.as_ref()).and_then(|context| {
-                    Engine::new(schema, &snapshot)
+                    Engine::new(schema, &snapshot.read())
                         .with_context(context)
                         .check(&resource, &permission, &subject)
                         .map_err(status::engine)

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use pemba_engine::{
-    validate_deletion, validate_relationship, ClosureCache, RelationshipError,
+    validate_deletion, validate_relationship, ClosureCache, DirectRelationships, RelationshipError,
     RelationshipSnapshot, SnapshotError,
 };
 use pemba_schema::{CompiledSchema, SchemaError};
@@ -210,12 +210,17 @@ impl Epochs {
     }
 }
 
-/// True if a write of `changes` (and maybe a schema) starts a new epoch of flattened subject sets.
-fn starts_epoch(changes: &[Change], schema_changed: bool) -> bool {
+/// True if a write of `changes` under `schema` (or of a new schema) starts a new epoch of
+/// flattened subject sets: a closure only follows subject sets out of usersets that are
+/// themselves subject sets (`group#member` when a relation admits `group#member`), so only a
+/// change there can change one.
+fn starts_epoch(changes: &[Change], schema: Option<&CompiledSchema>, schema_changed: bool) -> bool {
     schema_changed
-        || changes
-            .iter()
-            .any(|change| change.relationship().subject.relation.is_some())
+        || changes.iter().any(|change| {
+            let r = change.relationship();
+            r.subject.relation.is_some()
+                && schema.is_none_or(|s| s.admits_subject_set(&r.resource.object_type, &r.relation))
+        })
 }
 
 impl State {
@@ -558,7 +563,9 @@ impl Datastore {
         let mut state = self.state.write();
         state.index.install(&write.versions);
         state.head = revision;
-        if starts_epoch(&write.changes, schema.is_some()) {
+        let current = state.schema_at(revision);
+        let current = current.as_ref().map(|s| &s.compiled);
+        if starts_epoch(&write.changes, current, schema.is_some()) {
             state.epochs.starts.push(revision);
         }
         for update in write.sidecar {
@@ -811,7 +818,25 @@ impl Snapshot {
     }
 }
 
-impl RelationshipSnapshot for Snapshot {
+impl Snapshot {
+    /// The snapshot with the datastore's state locked for reading until the result is dropped:
+    /// a request of many small reads (a check) locks once instead of once per read. Writes wait
+    /// for it, so it must not be held long, nor across an `await`.
+    pub fn read(&self) -> SnapshotRead<'_> {
+        SnapshotRead {
+            state: self.state.read(),
+            snapshot: self,
+        }
+    }
+}
+
+/// A [`Snapshot`] with the state read-locked; see [`Snapshot::read`].
+pub struct SnapshotRead<'a> {
+    state: RwLockReadGuard<'a, State>,
+    snapshot: &'a Snapshot,
+}
+
+impl RelationshipSnapshot for SnapshotRead<'_> {
     fn subjects(
         &self,
         resource: &ObjectRef,
@@ -819,17 +844,15 @@ impl RelationshipSnapshot for Snapshot {
     ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
         Ok(self
             .state
-            .read()
             .index
-            .subjects(resource, relation, self.at))
+            .subjects(resource, relation, self.snapshot.at))
     }
 
     fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
         Ok(self
             .state
-            .read()
             .index
-            .resources_of(subject, self.at, usize::MAX))
+            .resources_of(subject, self.snapshot.at, usize::MAX))
     }
 
     fn resources_of_at_most(
@@ -837,11 +860,10 @@ impl RelationshipSnapshot for Snapshot {
         subject: &ObjectRef,
         limit: usize,
     ) -> Result<Option<Vec<Arc<Relationship>>>, SnapshotError> {
-        let found = self
-            .state
-            .read()
-            .index
-            .resources_of(subject, self.at, limit.saturating_add(1));
+        let found =
+            self.state
+                .index
+                .resources_of(subject, self.snapshot.at, limit.saturating_add(1));
         Ok((found.len() <= limit).then_some(found))
     }
 
@@ -851,10 +873,10 @@ impl RelationshipSnapshot for Snapshot {
         relation: &str,
         subject: &SubjectRef,
     ) -> Result<Option<Arc<Relationship>>, SnapshotError> {
-        let state = self.state.read();
-        Ok(state
+        Ok(self
+            .state
             .index
-            .live(resource, relation, subject, self.at)
+            .live(resource, relation, subject, self.snapshot.at)
             .cloned())
     }
 
@@ -865,9 +887,79 @@ impl RelationshipSnapshot for Snapshot {
     ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
         Ok(self
             .state
-            .read()
             .index
-            .subject_sets(resource, relation, self.at))
+            .subject_sets(resource, relation, self.snapshot.at))
+    }
+
+    fn direct(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        exact: Option<&SubjectRef>,
+        wildcard: Option<&SubjectRef>,
+    ) -> Result<DirectRelationships, SnapshotError> {
+        Ok(self
+            .state
+            .index
+            .direct(resource, relation, exact, wildcard, self.snapshot.at))
+    }
+
+    fn time(&self) -> SystemTime {
+        self.snapshot.time()
+    }
+
+    fn closures(&self) -> Option<(&ClosureCache, Revision)> {
+        self.snapshot.closures()
+    }
+}
+
+/// Each read locks the state for itself; [`Snapshot::read`] locks once for many.
+impl RelationshipSnapshot for Snapshot {
+    fn subjects(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        self.read().subjects(resource, relation)
+    }
+
+    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        self.read().resources_of(subject)
+    }
+
+    fn resources_of_at_most(
+        &self,
+        subject: &ObjectRef,
+        limit: usize,
+    ) -> Result<Option<Vec<Arc<Relationship>>>, SnapshotError> {
+        self.read().resources_of_at_most(subject, limit)
+    }
+
+    fn relationship(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        subject: &SubjectRef,
+    ) -> Result<Option<Arc<Relationship>>, SnapshotError> {
+        self.read().relationship(resource, relation, subject)
+    }
+
+    fn subject_sets(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        self.read().subject_sets(resource, relation)
+    }
+
+    fn direct(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        exact: Option<&SubjectRef>,
+        wildcard: Option<&SubjectRef>,
+    ) -> Result<DirectRelationships, SnapshotError> {
+        self.read().direct(resource, relation, exact, wildcard)
     }
 
     fn time(&self) -> SystemTime {

@@ -5,18 +5,20 @@
 //! oldest kept version's relationship) and order or hash it by the fields they need.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hashbrown::{Equivalent, HashMap};
-use rustc_hash::FxBuildHasher;
+use std::collections::hash_map::Entry;
 
+use rustc_hash::FxHashMap;
+
+use pemba_engine::DirectRelationships;
 use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use serde::{Deserialize, Serialize};
 
 use crate::filter::RelationshipFilter;
+use crate::packed::Packed;
 
 /// Identity of a relationship: resource, relation and subject (caveat and expiration are payload).
 pub type RelationshipKey = (ObjectRef, String, SubjectRef);
@@ -143,36 +145,20 @@ impl Ord for BySubject {
     }
 }
 
-/// A key's `resource#relation`, hashed as [`RelationProbe`] hashes.
-#[derive(Debug, Clone)]
-struct ResourceRelation(Arc<Relationship>);
-
-impl Hash for ResourceRelation {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        RelationProbe(&self.0.resource, &self.0.relation).hash(state)
-    }
-}
-
-impl PartialEq for ResourceRelation {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.resource == other.0.resource && self.0.relation == other.0.relation
-    }
-}
-
-impl Eq for ResourceRelation {}
-
-/// A borrowed `resource#relation` to look up [`ResourceRelation`]s with.
-#[derive(Hash)]
-struct RelationProbe<'a>(&'a ObjectRef, &'a str);
-
-impl Equivalent<ResourceRelation> for RelationProbe<'_> {
-    fn equivalent(&self, key: &ResourceRelation) -> bool {
-        *self.0 == key.0.resource && self.1 == key.0.relation
-    }
-}
-
 /// The keys stored under one `resource#relation`, sorted by subject, with their versions.
-type RelationEntries = Vec<(Arc<Relationship>, Versions)>;
+#[derive(Debug, Default)]
+struct RelationEntries {
+    /// (packed subject, the key's relationship, its versions).
+    list: Vec<(Packed, Arc<Relationship>, Versions)>,
+    /// How many of them have a subject set: a relation of users alone (most of a nested
+    /// group's) is skipped without reading its keys.
+    subject_sets: usize,
+}
+
+static NO_ENTRIES: RelationEntries = RelationEntries {
+    list: Vec::new(),
+    subject_sets: 0,
+};
 
 #[derive(Debug, Default)]
 pub struct RelationshipIndex {
@@ -180,9 +166,9 @@ pub struct RelationshipIndex {
     by_resource: BTreeMap<ByResource, Versions>,
     /// The same versions by `resource#relation` (hashed), then subject (sorted): Check's reads
     /// are one hash lookup and a binary search, with no tree descents.
-    by_relation: HashMap<ResourceRelation, RelationEntries, FxBuildHasher>,
-    /// Every key, in subject order.
-    by_subject: BTreeSet<BySubject>,
+    by_relation: FxHashMap<Packed, RelationEntries>,
+    /// The same versions in subject order.
+    by_subject: BTreeMap<BySubject, Versions>,
     /// Kept versions with a subject set and an expiration: while there are any, a subject set's
     /// reach can change with time alone (see [`Self::has_expiring_subject_sets`]).
     expiring_subject_sets: usize,
@@ -232,10 +218,10 @@ impl RelationshipIndex {
     }
 
     /// The entries of `resource#relation`, sorted by subject.
-    fn entries(&self, resource: &ObjectRef, relation: &str) -> &[(Arc<Relationship>, Versions)] {
+    fn entries(&self, resource: &ObjectRef, relation: &str) -> &RelationEntries {
         self.by_relation
-            .get(&RelationProbe(resource, relation))
-            .map_or(&[], Vec::as_slice)
+            .get(&Packed::resource_relation(resource, relation))
+            .unwrap_or(&NO_ENTRIES)
     }
 
     /// Every kept version of `resource#relation@subject`, oldest first.
@@ -245,11 +231,12 @@ impl RelationshipIndex {
         relation: &str,
         subject: &SubjectRef,
     ) -> Option<&Versions> {
-        let entries = self.entries(resource, relation);
+        let entries = &self.entries(resource, relation).list;
+        let subject = Packed::subject(subject);
         let found = entries
-            .binary_search_by(|(key, _)| key.subject.cmp(subject))
+            .binary_search_by(|(packed, ..)| packed.cmp(&subject))
             .ok()?;
-        Some(&entries[found].1)
+        Some(&entries[found].2)
     }
 
     /// The version of `resource#relation@subject` live at `at`.
@@ -261,6 +248,32 @@ impl RelationshipIndex {
         at: ReadAt,
     ) -> Option<&Arc<Relationship>> {
         live_version(self.versions(resource, relation, subject)?, at).map(|v| &v.relationship)
+    }
+
+    /// What a check reads of `resource#relation` live at `at`: the relationships to `exact` and
+    /// to `wildcard` (if asked for) and those to subject sets, finding the relation once.
+    pub fn direct(
+        &self,
+        resource: &ObjectRef,
+        relation: &str,
+        exact: Option<&SubjectRef>,
+        wildcard: Option<&SubjectRef>,
+        at: ReadAt,
+    ) -> DirectRelationships {
+        let entries = self.entries(resource, relation);
+        let find = |subject: Option<&SubjectRef>| {
+            let subject = Packed::subject(subject?);
+            let found = entries
+                .list
+                .binary_search_by(|(packed, ..)| packed.cmp(&subject))
+                .ok()?;
+            live_version(&entries.list[found].2, at).map(|v| v.relationship.clone())
+        };
+        DirectRelationships {
+            exact: find(exact),
+            wildcard: find(wildcard),
+            subject_sets: live_entries(entries, at, true),
+        }
     }
 
     /// The version of `key` live at `at`.
@@ -311,22 +324,24 @@ impl RelationshipIndex {
 
     /// Removes `key` from every view.
     fn remove(&mut self, (resource, relation, subject): &RelationshipKey) {
-        let probe = RelationProbe(resource, relation);
-        let hash = self.by_relation.hasher().hash_one(&probe);
-        let hashbrown::hash_map::RawEntryMut::Occupied(mut slot) = self
+        let Entry::Occupied(mut slot) = self
             .by_relation
-            .raw_entry_mut()
-            .from_hash(hash, |k| probe.equivalent(k))
+            .entry(Packed::resource_relation(resource, relation))
         else {
             return;
         };
         let entries = slot.get_mut();
-        let Ok(found) = entries.binary_search_by(|(key, _)| key.subject.cmp(subject)) else {
+        let subject = Packed::subject(subject);
+        let Ok(found) = entries
+            .list
+            .binary_search_by(|(packed, ..)| packed.cmp(&subject))
+        else {
             return;
         };
-        let (key, versions) = entries.remove(found);
+        let (_, key, versions) = entries.list.remove(found);
+        entries.subject_sets -= usize::from(key.subject.relation.is_some());
         self.expiring_subject_sets -= count_expiring_subject_sets(&versions);
-        if entries.is_empty() {
+        if entries.list.is_empty() {
             slot.remove();
         }
         self.by_resource.remove(&ByResource(key.clone()));
@@ -340,14 +355,20 @@ impl RelationshipIndex {
         self.expiring_subject_sets += count_expiring_subject_sets(&versions);
         let entries = self
             .by_relation
-            .entry(ResourceRelation(key.clone()))
+            .entry(Packed::resource_relation(&key.resource, &key.relation))
             .or_default();
+        let subject = Packed::subject(&key.subject);
         let position = entries
-            .binary_search_by(|(k, _)| k.subject.cmp(&key.subject))
+            .list
+            .binary_search_by(|(packed, ..)| packed.cmp(&subject))
             .unwrap_or_else(|i| i);
-        entries.insert(position, (key.clone(), versions.clone()));
-        self.by_resource.insert(ByResource(key.clone()), versions);
-        self.by_subject.insert(BySubject(key));
+        entries.subject_sets += usize::from(key.subject.relation.is_some());
+        entries
+            .list
+            .insert(position, (subject, key.clone(), versions.clone()));
+        self.by_resource
+            .insert(ByResource(key.clone()), versions.clone());
+        self.by_subject.insert(BySubject(key), versions);
     }
 
     /// Applies `changes` as of `revision`; see [`Self::updated_versions`].
@@ -395,7 +416,7 @@ impl RelationshipIndex {
         relation: &str,
         at: ReadAt,
     ) -> Vec<Arc<Relationship>> {
-        self.live_where(resource, relation, at, |_| true)
+        live_entries(self.entries(resource, relation), at, false)
     }
 
     /// Relationships of `resource#relation` live at `at` whose subject is a subject set, in
@@ -406,23 +427,7 @@ impl RelationshipIndex {
         relation: &str,
         at: ReadAt,
     ) -> Vec<Arc<Relationship>> {
-        self.live_where(resource, relation, at, |subject| subject.relation.is_some())
-    }
-
-    /// Relationships of `resource#relation` live at `at` whose subject passes `wanted`.
-    fn live_where(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-        at: ReadAt,
-        wanted: impl Fn(&SubjectRef) -> bool,
-    ) -> Vec<Arc<Relationship>> {
-        self.entries(resource, relation)
-            .iter()
-            .filter(|(key, _)| wanted(&key.subject))
-            .filter_map(|(_, versions)| live_version(versions, at))
-            .map(|v| v.relationship.clone())
-            .collect()
+        live_entries(self.entries(resource, relation), at, true)
     }
 
     /// Relationships whose subject object is `subject`, live at `at`, in resource order; at most
@@ -440,11 +445,9 @@ impl RelationshipIndex {
         ));
         self.by_subject
             .range(start..)
-            .take_while(|key| key.0.subject.object == *subject)
-            .filter_map(|key| {
-                let r = &key.0;
-                self.live(&r.resource, &r.relation, &r.subject, at).cloned()
-            })
+            .take_while(|(key, _)| key.0.subject.object == *subject)
+            .filter_map(|(_, versions)| live_version(versions, at))
+            .map(|v| v.relationship.clone())
             .take(limit)
             .collect()
     }
@@ -519,6 +522,25 @@ impl RelationshipIndex {
             .find(|r| predicate(r))
             .cloned()
     }
+}
+
+/// The relationships of `entries` live at `at` (only those with a subject set, if
+/// `subject_sets_only`), in subject order.
+fn live_entries(
+    entries: &RelationEntries,
+    at: ReadAt,
+    subject_sets_only: bool,
+) -> Vec<Arc<Relationship>> {
+    if subject_sets_only && entries.subject_sets == 0 {
+        return Vec::new();
+    }
+    entries
+        .list
+        .iter()
+        .filter(|(_, key, _)| !subject_sets_only || key.subject.relation.is_some())
+        .filter_map(|(.., versions)| live_version(versions, at))
+        .map(|v| v.relationship.clone())
+        .collect()
 }
 
 /// The version of a key's list that is live at `at`, if any.

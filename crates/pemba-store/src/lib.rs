@@ -8,12 +8,13 @@
 mod datastore;
 mod filter;
 mod index;
+mod packed;
 mod persistence;
 mod schema_change;
 
 pub use datastore::{
-    Datastore, ReadError, SchemaVersion, Snapshot, UpdateOperation, WriteCommand, WriteError,
-    WriteResult,
+    Datastore, ReadError, SchemaVersion, Snapshot, SnapshotRead, UpdateOperation, WriteCommand,
+    WriteError, WriteResult,
 };
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
 pub use index::{key_of, Change, RelationshipKey, Version};

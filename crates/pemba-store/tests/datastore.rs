@@ -660,7 +660,18 @@ fn flattened_subject_sets_follow_every_write() {
     let nested = write(touch(&["group:eng#member@group:leads#member"]));
     assert_eq!(view(nested), Permissionship::HasPermission);
     assert_eq!(view(apart), Permissionship::NoPermission);
-    let unrelated = write(touch(&["group:ops#member@user:ann"]));
+    let epoch = |revision: u64| store.snapshot(revision).unwrap().closures().map(|(_, e)| e);
+    assert_eq!(
+        epoch(nested),
+        Some(nested),
+        "a nested group starts an epoch"
+    );
+    // Neither a user's membership nor a document's subject set changes what a group reaches.
+    let unrelated = write(touch(&[
+        "group:ops#member@user:ann",
+        "document:spec#viewer@group:leads#member",
+    ]));
+    assert_eq!(epoch(unrelated), Some(nested));
     assert_eq!(view(unrelated), Permissionship::HasPermission);
     let removed = write(WriteCommand::Relationships {
         updates: vec![(

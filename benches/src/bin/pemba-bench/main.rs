@@ -35,6 +35,9 @@ const KEY: &str = "pemba-bench-key";
 const LOAD_BATCH: usize = 1000;
 /// The pause between loading a server and measuring it.
 const SETTLE: Duration = Duration::from_secs(5);
+/// How long checks run on the imported dataset before it is measured again, warm: enough for
+/// most nested groups' closures to be computed and cached.
+const CLOSURE_WARM_UP: Duration = Duration::from_secs(30);
 
 #[derive(Parser)]
 #[command(about = "Pemba's load generator and side-by-side benchmark report")]
@@ -118,6 +121,9 @@ enum Command {
         /// Skip the three-node write benchmark.
         #[arg(long)]
         no_cluster: bool,
+        /// Relationships imported with `pemba import` into a fresh node, then checked (0: skip).
+        #[arg(long, default_value_t = 10_000_000)]
+        import_size: usize,
         #[arg(long)]
         spicedb_library: Option<PathBuf>,
         /// Also write the table to this file.
@@ -184,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
             sizes,
             no_spicedb,
             no_cluster,
+            import_size,
             spicedb_library,
             output,
             spicedb_concurrency,
@@ -200,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
                     ..load.load()
                 },
                 cluster: !no_cluster,
+                import_size,
                 load: load.load(),
             };
             let table = report(&options).await?;
@@ -251,6 +259,7 @@ struct ReportOptions {
     spicedb: Option<PathBuf>,
     spicedb_load: Load,
     cluster: bool,
+    import_size: usize,
     load: Load,
 }
 
@@ -391,6 +400,25 @@ async fn report(options: &ReportOptions) -> anyhow::Result<String> {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    if options.import_size > 0 {
+        let ([cold, warm], note) =
+            import_and_check(&pemba, scratch.path(), options.import_size, load).await?;
+        let first_check_p99 = rows
+            .iter()
+            .find(|r| r.workload == "check" && r.relationships == first_size)
+            .map(|r| r.measured.quantile_ms(0.99));
+        notes.push(note);
+        if let Some(p99) = first_check_p99 {
+            notes.push(format!(
+                "Check p99 at {} relationships / at {first_size}: {:.2}× once nested groups' closures are cached ({:.2}× right after the import).",
+                options.import_size,
+                warm.measured.quantile_ms(0.99) / p99,
+                cold.measured.quantile_ms(0.99) / p99
+            ));
+        }
+        rows.extend([cold, warm]);
+    }
+
     eprintln!("no-op gRPC service");
     let port = free_port()?;
     let noop = Server::start(
@@ -469,6 +497,99 @@ async fn report(options: &ReportOptions) -> anyhow::Result<String> {
         });
     }
     Ok(render(&rows, &notes, options))
+}
+
+/// Writes a dataset of `size` relationships to a file, imports it into a fresh node with
+/// `pemba import` (timed), and measures checks on it; returns the check row and a note on the
+/// import.
+async fn import_and_check(
+    pemba: &Path,
+    scratch: &Path,
+    size: usize,
+    load: Load,
+) -> anyhow::Result<([Row; 2], String)> {
+    eprintln!("Pemba, one node, {size} relationships imported with the CLI");
+    let file = scratch.join("import.txt");
+    let shape = {
+        let dataset = document_sharing(size, load.seed);
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        for relationship in &dataset.relationships {
+            writeln!(out, "{relationship}")?;
+        }
+        out.flush()?;
+        Shape::from(&dataset)
+    };
+    let dir = scratch.join(format!("pemba-import-{size}"));
+    let server = start_pemba(pemba, &dir, &[])?;
+    let target = Target::grpc(&server.url(), KEY).await?;
+    target.write_schema(DOCUMENT_SHARING_SCHEMA).await?;
+    let started = Instant::now();
+    let imported = std::process::Command::new(pemba)
+        .arg("import")
+        .arg(&file)
+        .env("PEMBA_ENDPOINT", server.url())
+        .env("PEMBA_TOKEN", KEY)
+        .output()
+        .context("running pemba import")?;
+    let took = started.elapsed();
+    if !imported.status.success() {
+        bail!(
+            "pemba import failed: {}",
+            String::from_utf8_lossy(&imported.stderr)
+        );
+    }
+    let import_peak = server.usage().peak_rss_bytes;
+    std::fs::remove_file(&file)?;
+    tokio::time::sleep(SETTLE).await;
+    let disk = process::disk_usage(&dir);
+    // Right after the import no closure of a nested group is cached: the first checks compute
+    // them. Measured then, and again once checks have run for a while.
+    let (cold, cold_cpu, cold_rss) =
+        measure(&target, Workload::Check, shape, load, || server.usage()).await;
+    let warm_up = Load {
+        warmup: Duration::ZERO,
+        duration: CLOSURE_WARM_UP,
+        ..load
+    };
+    let _ = workload::run(&target, Workload::Check, shape, warm_up).await;
+    let (measured, cpu_cores, peak_rss_bytes) =
+        measure(&target, Workload::Check, shape, load, || server.usage()).await;
+    let note = format!(
+        "`pemba import` loaded {size} relationships in {:.0} s ({:.0} per second; ImportBulkRelationships, committed in parts of 5,000, each fsynced); server peak RSS {:.0} MiB ({:.0} bytes per relationship), data directory {:.0} bytes per relationship.",
+        took.as_secs_f64(),
+        size as f64 / took.as_secs_f64(),
+        import_peak as f64 / (1024.0 * 1024.0),
+        import_peak as f64 / size as f64,
+        disk as f64 / size as f64
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let system = "Pemba (1 node, gRPC, imported with the CLI)";
+    Ok((
+        [
+            Row {
+                workload: "check, first after the import".into(),
+                system: system.into(),
+                relationships: size,
+                measured: cold,
+                cpu_cores: cold_cpu,
+                peak_rss_bytes: cold_rss,
+            },
+            Row {
+                workload: format!(
+                    "check, after {} s more of checks",
+                    CLOSURE_WARM_UP.as_secs()
+                ),
+                system: system.into(),
+                relationships: size,
+                measured,
+                cpu_cores,
+                peak_rss_bytes,
+            },
+        ],
+        note,
+    ))
 }
 
 /// Writes through the leader of a three-node cluster on this machine.

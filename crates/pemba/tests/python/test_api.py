@@ -650,6 +650,22 @@ class BulkTest(ApiTest):
                          [["group:ig#member@user:i2"]])
 
 
+    def test_a_large_import_commits_in_parts(self):
+        many = [f"document:big{i}#viewer@user:bulk" for i in range(5003)]
+        self.assertEqual(self.import_(many[:2500], many[2500:5002]).num_loaded, 5002)
+        self.assertEqual(check("document:big5001", "view", "user:bulk").permissionship, HAS)
+
+        # A failure after the first part: the part before it stays, and the message says so.
+        more = [f"document:bigger{i}#viewer@user:bulk" for i in range(5001)] + ["document:big7#viewer@user:bulk"]
+        self.assertStatus(C.ALREADY_EXISTS, lambda: self.import_(more),
+                          message="could not CREATE relationship `document:big7#viewer@user:bulk`, as it already "
+                                  "existed. If this is persistent, please switch to TOUCH operations or specify a "
+                                  "precondition (5000 relationships of this import were committed before the "
+                                  "failure: an import larger than 5000 relationships commits in parts)")
+        self.assertEqual(check("document:bigger4999", "view", "user:bulk").permissionship, HAS)
+        self.assertEqual(check("document:bigger5000", "view", "user:bulk").permissionship, NO)
+
+
 # ---------------------------------------------------------------- watch
 
 class WatchTest(ApiTest):
