@@ -121,7 +121,10 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
     /// [`crate::closure`]): the walk's answer, without the walk. `None` when it cannot be: the
     /// subject is itself a subject set, a hint is in force, there is no closure cache, or the
     /// closure holds a caveat, an expiration, a permission, a cycle, or a chain the walk would
-    /// run out of depth on.
+    /// run out of depth on. (One difference from the walk: when the subject's caveated
+    /// memberships include one whose caveat fails to evaluate and one that grants, this grants,
+    /// where the walk answers with whichever it meets first; SpiceDB, which dispatches in
+    /// parallel, does not fix that order either.)
     fn flattened_member(
         &self,
         object: &ObjectRef,

@@ -2,7 +2,9 @@
 //! [`RelationshipSnapshot`] under one [`CompiledSchema`], with SpiceDB's semantics.
 //!
 //! The engine is synchronous and holds no state between requests: every answer is a pure function of
-//! (schema, snapshot, request). Recursion is bounded by a dispatch depth (SpiceDB's default is 50);
+//! (schema, snapshot, request). The one thing requests share is the snapshot's cache of
+//! flattened subject sets ([`ClosureCache`]), which changes how fast an answer comes, never what
+//! it is. Recursion is bounded by a dispatch depth (SpiceDB's default is 50);
 //! exceeding it is an error, never a hang or a stack overflow.
 
 mod check;
