@@ -109,42 +109,6 @@ impl Ord for ByResource {
     }
 }
 
-/// A key in subject order: (subject object, resource, relation, subject relation).
-#[derive(Debug, Clone)]
-struct BySubject(Arc<Relationship>);
-
-impl BySubject {
-    fn order(&self) -> (&ObjectRef, &ObjectRef, &str, Option<&str>) {
-        let r = &self.0;
-        (
-            &r.subject.object,
-            &r.resource,
-            &r.relation,
-            r.subject.relation.as_deref(),
-        )
-    }
-}
-
-impl PartialEq for BySubject {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for BySubject {}
-
-impl PartialOrd for BySubject {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for BySubject {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.order().cmp(&other.order())
-    }
-}
-
 /// The keys stored under one `resource#relation`, sorted by subject, with their versions.
 #[derive(Debug, Default)]
 struct RelationEntries {
@@ -168,7 +132,7 @@ pub struct RelationshipIndex {
     /// are one hash lookup and a binary search, with no tree descents.
     by_relation: FxHashMap<Packed, RelationEntries>,
     /// The same versions in subject order.
-    by_subject: BTreeMap<BySubject, Versions>,
+    by_subject: BTreeMap<Packed, Versions>,
     /// Kept versions with a subject set and an expiration: while there are any, a subject set's
     /// reach can change with time alone (see [`Self::has_expiring_subject_sets`]).
     expiring_subject_sets: usize,
@@ -345,7 +309,7 @@ impl RelationshipIndex {
             slot.remove();
         }
         self.by_resource.remove(&ByResource(key.clone()));
-        self.by_subject.remove(&BySubject(key));
+        self.by_subject.remove(&Packed::by_subject(&key));
     }
 
     /// Adds a key absent from every view, with its (non-empty) versions; the oldest version's
@@ -368,7 +332,7 @@ impl RelationshipIndex {
             .insert(position, (subject, key.clone(), versions.clone()));
         self.by_resource
             .insert(ByResource(key.clone()), versions.clone());
-        self.by_subject.insert(BySubject(key), versions);
+        self.by_subject.insert(Packed::by_subject(&key), versions);
     }
 
     /// Applies `changes` as of `revision`; see [`Self::updated_versions`].
@@ -438,14 +402,10 @@ impl RelationshipIndex {
         at: ReadAt,
         limit: usize,
     ) -> Vec<Arc<Relationship>> {
-        let start = BySubject(probe(
-            lowest_object(),
-            "",
-            SubjectRef::new(subject.clone(), None),
-        ));
+        let start = Packed::subject_object(subject);
         self.by_subject
-            .range(start..)
-            .take_while(|(key, _)| key.0.subject.object == *subject)
+            .range(&start..)
+            .take_while(|(key, _)| key.has_object_prefix(&start))
             .filter_map(|(_, versions)| live_version(versions, at))
             .map(|v| v.relationship.clone())
             .take(limit)
