@@ -252,10 +252,13 @@ impl State {
                 clock.insert(record.revision, record.timestamp);
             }
             if record.is_write {
-                writes.insert(
-                    record.revision,
-                    (record.timestamp, Arc::new(record.changes)),
-                );
+                // The change log shares each relationship with the index, as it did before.
+                let changes = record
+                    .changes
+                    .into_iter()
+                    .map(|change| index.share(change))
+                    .collect();
+                writes.insert(record.revision, (record.timestamp, Arc::new(changes)));
             }
         }
         Ok(State {

@@ -240,6 +240,23 @@ impl RelationshipIndex {
         }
     }
 
+    /// `change` with its relationship shared with the index's equal version, when it holds one
+    /// (recovered data reads each copy separately).
+    pub fn share(&self, change: Change) -> Change {
+        let r = change.relationship();
+        let Some(kept) = self
+            .versions(&r.resource, &r.relation, &r.subject)
+            .and_then(|versions| versions.iter().find(|v| *v.relationship == *r))
+            .map(|v| v.relationship.clone())
+        else {
+            return change;
+        };
+        match change {
+            Change::Touch(_) => Change::Touch(kept),
+            Change::Delete(_) => Change::Delete(kept),
+        }
+    }
+
     /// The version of `key` live at `at`.
     pub fn visible(&self, key: &RelationshipKey, at: ReadAt) -> Option<&Arc<Relationship>> {
         self.live(&key.0, &key.1, &key.2, at)
@@ -592,6 +609,30 @@ mod tests {
         assert!(index
             .resources_of(&ObjectRef::new("user", "tom"), at(1), usize::MAX)
             .is_empty());
+    }
+
+    #[test]
+    fn recovered_changes_share_the_index_relationships() {
+        let mut index = RelationshipIndex::default();
+        index.apply(
+            1,
+            &[Change::Touch(Arc::new(rel("doc:one#viewer@user:tom")))],
+        );
+        let copy = Change::Touch(Arc::new(rel("doc:one#viewer@user:tom")));
+        let Change::Touch(shared) = index.share(copy) else {
+            panic!("a touch stays a touch");
+        };
+        let kept = index
+            .live(
+                &ObjectRef::new("doc", "one"),
+                "viewer",
+                &SubjectRef::object("user", "tom"),
+                at(1),
+            )
+            .unwrap();
+        assert!(Arc::ptr_eq(&shared, kept));
+        let other = Change::Delete(Arc::new(rel("doc:two#viewer@user:tom")));
+        assert_eq!(index.share(other.clone()), other);
     }
 
     #[test]
