@@ -135,12 +135,9 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         if subject.relation.is_some() || self.hint.is_some() {
             return Ok(None);
         }
-        if !matches!(
-            self.member(&object.object_type, relation),
-            Ok(Member::Relation(_))
-        ) {
+        let Ok(Member::Relation(root)) = self.member(&object.object_type, relation) else {
             return Ok(None);
-        }
+        };
         let Some(closure) = self.closure(object, relation, &mut Vec::new())? else {
             return Ok(None);
         };
@@ -156,16 +153,12 @@ impl<S: RelationshipSnapshot> Engine<'_, S> {
         };
         // A schema cannot reach a wildcard through a subject set (SpiceDB refuses it), so one
         // that does is left to the walk.
-        let wildcard_reached = std::iter::once((object.object_type.as_str(), relation))
-            .chain(
-                closure
-                    .kinds()
-                    .iter()
-                    .map(|(t, n)| (t.as_str(), n.as_str())),
-            )
-            .any(|(object_type, name)| match self.member(object_type, name) {
-                Ok(Member::Relation(r)) => allowances(r, subject).1,
-                _ => true,
+        let wildcard_reached = allowances(root, subject).1
+            || closure.kinds().iter().any(|(object_type, name)| {
+                match self.member(object_type, name) {
+                    Ok(Member::Relation(r)) => allowances(r, subject).1,
+                    _ => true,
+                }
             });
         if wildcard_reached {
             return Ok(None);

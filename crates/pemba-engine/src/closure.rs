@@ -22,7 +22,7 @@ use crate::memo::hash_userset;
 
 /// The usersets reachable from one root through subject sets.
 #[derive(Debug)]
-pub struct Closure {
+pub(crate) struct Closure {
     /// One relationship naming each reachable userset as its subject, sorted by the userset's
     /// hash; no userset twice.
     usersets: Vec<(u64, Arc<Relationship>)>,
@@ -65,20 +65,16 @@ impl Closure {
     }
 
     /// How many usersets are reachable.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.usersets.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.usersets.is_empty()
-    }
-
-    pub fn height(&self) -> u32 {
+    pub(crate) fn height(&self) -> u32 {
         self.height
     }
 
     /// True if `object#relation` is reachable.
-    pub fn contains(&self, object: &ObjectRef, relation: &str) -> bool {
+    pub(crate) fn contains(&self, object: &ObjectRef, relation: &str) -> bool {
         let hash = hash_userset(object, relation);
         let start = self.usersets.partition_point(|(h, _)| *h < hash);
         self.usersets[start..]
@@ -90,7 +86,7 @@ impl Closure {
     }
 
     /// The reachable usersets, as (object, relation).
-    pub fn usersets(&self) -> impl Iterator<Item = (&ObjectRef, &str)> {
+    pub(crate) fn usersets(&self) -> impl Iterator<Item = (&ObjectRef, &str)> {
         self.usersets.iter().map(|(_, r)| {
             (
                 &r.subject.object,
@@ -100,7 +96,7 @@ impl Closure {
     }
 
     /// The distinct (object type, relation) of the reachable usersets.
-    pub fn kinds(&self) -> &[(String, String)] {
+    pub(crate) fn kinds(&self) -> &[(String, String)] {
         &self.kinds
     }
 }

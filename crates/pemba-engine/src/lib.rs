@@ -25,7 +25,7 @@ use pemba_schema::{Arrow, CompiledSchema, Definition, Member};
 use pemba_types::{ObjectRef, SubjectRef};
 use serde_json::{Map, Value as Json};
 
-pub use closure::{Closure, ClosureCache};
+pub use closure::ClosureCache;
 pub use error::EngineError;
 pub use expand::{ExpandNode, ExpandTree, SetOperation};
 pub use fixed::FixedSnapshot;
