@@ -10,6 +10,7 @@ mod observability;
 mod permissions;
 mod schema;
 mod status;
+mod stream_end;
 pub mod token;
 mod watch;
 
@@ -134,8 +135,9 @@ where
     let watcher =
         WatchServiceServer::new(watch::Watcher::new(node)).max_decoding_message_size(limit);
 
-    let mut builder =
-        Server::builder().layer(observability::ObservabilityLayer::new(metrics.clone()));
+    let mut builder = Server::builder()
+        .layer(observability::ObservabilityLayer::new(metrics.clone()))
+        .layer(stream_end::StreamEndLayer);
     if let Some(tls) = options.tls {
         let identity = Identity::from_pem(tls.certificate_pem, tls.key_pem);
         builder = builder

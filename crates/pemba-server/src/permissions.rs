@@ -20,6 +20,7 @@ use crate::convert::{self, relationship_to_api};
 use crate::cursor;
 use crate::node::Node;
 use crate::status;
+use crate::stream_end::StreamEnd;
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -558,6 +559,7 @@ impl PermissionsService for Permissions {
         request: Request<Streaming<api::ImportBulkRelationshipsRequest>>,
     ) -> Result<Response<api::ImportBulkRelationshipsResponse>, Status> {
         let timeout = self.node.timeout(&request);
+        let stream_end = StreamEnd::of(&request);
         let mut stream = request.into_inner();
         let mut imported = 0u64;
         let mut part = ImportPart::default();
@@ -576,6 +578,14 @@ impl PermissionsService for Permissions {
                     imported += self.import_part(part.take(), imported, timeout).await?;
                 }
             }
+        }
+        // tonic ends the stream the same way when the client cancels the call: what was
+        // received of a cancelled import is not committed.
+        if !stream_end.is_some_and(|end| end.completed()) {
+            return Err(import_failure(
+                Status::cancelled("the import was cancelled before its stream ended"),
+                imported,
+            ));
         }
         if !part.relationships.is_empty() {
             imported += self.import_part(part.take(), imported, timeout).await?;

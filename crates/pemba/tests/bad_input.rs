@@ -289,3 +289,67 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
         "nothing stored changed"
     );
 }
+
+/// A client that cancels an import before ending its stream commits none of the part the server
+/// was still collecting (tonic reports the cancellation to the handler as an ordinary end), and
+/// the same import ended by the client commits it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_import_commits_nothing_it_was_collecting() {
+    use tokio_stream::wrappers::ReceiverStream;
+
+    let data = tempfile::tempdir().expect("a temp dir");
+    let server = Server::start(data.path());
+    let channel = server.channel().await;
+    SchemaServiceClient::new(channel.clone())
+        .write_schema(authorized(api::WriteSchemaRequest {
+            schema: SCHEMA.into(),
+        }))
+        .await
+        .expect("schema");
+    let client = PermissionsServiceClient::new(channel);
+    let batch = |range: std::ops::Range<usize>| api::ImportBulkRelationshipsRequest {
+        relationships: range
+            .map(|i| support::viewer(&format!("d{i}"), &format!("u{i}")))
+            .collect(),
+    };
+
+    // Starts an import and sends it 2,000 relationships, leaving its stream open.
+    let start_import = || async {
+        let (messages, stream) = tokio::sync::mpsc::channel(4);
+        let mut importer = client.clone();
+        let call = tokio::spawn(async move {
+            importer
+                .import_bulk_relationships(authorized(ReceiverStream::new(stream)))
+                .await
+        });
+        for part in [0..1_000, 1_000..2_000] {
+            messages.send(batch(part)).await.expect("the call is open");
+        }
+        (messages, call)
+    };
+
+    let (messages, call) = start_import().await;
+    // Give the server time to read both messages, then cancel with the stream still open.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    call.abort();
+    let _ = call.await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut reader = client.clone();
+    assert_eq!(
+        stored_documents(&mut reader).await.len(),
+        0,
+        "a cancelled import committed what it had received"
+    );
+    drop(messages);
+
+    let (messages, call) = start_import().await;
+    drop(messages);
+    let loaded = call
+        .await
+        .expect("the call ran")
+        .expect("an ended import succeeds")
+        .into_inner()
+        .num_loaded;
+    assert_eq!(loaded, 2_000);
+    assert_eq!(stored_documents(&mut reader).await.len(), 2_000);
+}
