@@ -119,7 +119,6 @@ fn limit_error(limit: u32, max: impl std::fmt::Display) -> Status {
 }
 
 impl Permissions {
-    /// Refuses an `optional_limit` above `max` (0 means none).
     /// Commits one part of an import (atomically, as one log entry); `imported` relationships of
     /// the same import were committed before it.
     async fn import_part(
@@ -139,6 +138,7 @@ impl Permissions {
         Ok(written.count)
     }
 
+    /// Refuses an `optional_limit` above `max` (0 means none).
     fn check_limit(&self, limit: u32, max: usize) -> Result<(), Status> {
         if limit as usize > max {
             return Err(limit_error(limit, max));

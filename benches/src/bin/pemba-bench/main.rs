@@ -354,6 +354,8 @@ async fn report(options: &ReportOptions) -> anyhow::Result<String> {
         ));
         if i == 0 {
             reference_answers = Some(answers(&target, &dataset).await?);
+        }
+        if i == 0 && options.spicedb.is_some() {
             let user = workload::lookup_user(shape, load.seed);
             let timed = workload::time_one_lookup(&target, &user, LOOKUP_PATIENCE)
                 .await
