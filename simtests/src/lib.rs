@@ -162,6 +162,7 @@ async fn run_node(
         election_timeout: Duration::from_millis(500),
         snapshot_every: 100,
         clock_tick: Duration::from_secs(1),
+        max_staleness: Duration::from_secs(2),
     };
     let replica = Replica::start(
         config,

@@ -1,7 +1,10 @@
 //! What can go wrong in a cluster.
 
-use pemba_raft::Rejection;
+use openraft::error::Fatal;
+use pemba_raft::{NodeId, Rejection};
 use thiserror::Error;
+
+use crate::freshness::Stale;
 
 #[derive(Debug, Error)]
 pub enum ClusterError {
@@ -16,6 +19,13 @@ pub enum ClusterError {
     /// No leader could be reached, or it did not answer, within the deadline.
     #[error("{0}")]
     Unavailable(String),
+    /// This node's Raft stopped on a fatal error (a storage failure, say): it serves nothing
+    /// until it is restarted.
+    #[error("this node stopped serving after a fatal error ({0}); the other nodes keep serving: fix the cause (free disk space, replace the disk) and restart it")]
+    Stopped(Box<Fatal<NodeId>>),
+    /// This node cannot show that its state is within the staleness bound.
+    #[error("{0}")]
+    Stale(Stale),
     /// The request cannot be carried out as asked (unknown node, bad membership change).
     #[error("{0}")]
     Refused(String),

@@ -4,6 +4,8 @@
 //! - writes go to the leader (proposed locally, or forwarded over the cluster port) with a request
 //!   id that every retry keeps, and return once committed on a majority and applied here;
 //! - reads wait until this node has applied the revision they need ([`Replica::wait_applied`]);
+//!   reads without a token are held to a staleness bound ([`Replica::fresh_revision`], see
+//!   [`freshness`]);
 //!   [`Replica::read_index`] gets a quorum-confirmed commit index from the leader for
 //!   fully consistent reads;
 //! - membership is changed through the leader ([`Replica::add_learner`], [`Replica::promote`],
@@ -15,11 +17,13 @@
 mod auth;
 mod dialer;
 mod error;
+mod freshness;
 mod network;
 mod replica;
 mod service;
 
 pub use dialer::{Dialer, TcpDialer};
 pub use error::{ClusterError, WriteFailure};
+pub use freshness::Stale;
 pub use replica::{Clock, Replica, ReplicaConfig, ReplicaStatus};
 pub use service::serve_peers;

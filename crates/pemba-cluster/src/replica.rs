@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use pemba_proto::pemba::cluster::v1 as proto;
 use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
@@ -15,12 +15,13 @@ use pemba_raft::{
 };
 use pemba_store::{Datastore, WriteCommand};
 use rand::Rng;
-use tokio::time::{sleep, timeout, timeout_at, Instant};
+use tokio::time::{sleep, sleep_until, timeout, timeout_at, Instant};
 use tonic::transport::Channel;
 
 use crate::auth::ClusterSecret;
 use crate::dialer::Dialer;
 use crate::error::{ClusterError, WriteFailure};
+use crate::freshness::{Confirmation, Freshness};
 use crate::network::{decode, encode, PeerNetwork, Peers};
 
 /// How long to pause between attempts to reach a leader.
@@ -53,6 +54,10 @@ pub struct ReplicaConfig {
     /// How far the log's time may lag the leader's clock before the leader appends a tick.
     /// Expirations take effect at most about this late (see [`pemba_raft::Request::Tick`]).
     pub clock_tick: Duration,
+    /// How stale a read without a token may be: it is answered at a revision that includes
+    /// every write the cluster committed this long before the read arrived, or not at all
+    /// (see [`crate::freshness`]).
+    pub max_staleness: Duration,
 }
 
 /// A wall clock (injected, so simulations control it).
@@ -71,6 +76,9 @@ pub struct ReplicaStatus {
     pub replication_lag: Vec<(NodeId, u64)>,
     pub snapshots_built: u64,
     pub snapshots_installed: u64,
+    /// How old this node's newest confirmation by a leader's quorum is: the staleness of a read
+    /// served now (none before the first).
+    pub staleness: Option<Duration>,
 }
 
 /// One node of a cluster.
@@ -81,6 +89,7 @@ pub struct Replica {
     datastore: Arc<Datastore>,
     peers: Arc<Peers>,
     clock: Clock,
+    freshness: Freshness,
     /// Unique to this process: request ids are `<prefix>-<counter>`.
     request_prefix: String,
     request_counter: AtomicU64,
@@ -137,12 +146,15 @@ impl Replica {
             datastore,
             peers,
             clock,
+            freshness: Freshness::new(config.max_staleness),
             request_prefix: format!("{}-{nonce:016x}", config.node_id),
             request_counter: AtomicU64::new(0),
         });
         replica.initialize_if_first(&config.initial_members).await?;
         tokio::spawn(name_cluster(replica.clone()));
         tokio::spawn(advance_clock(Arc::downgrade(&replica), config.clock_tick));
+        tokio::spawn(keep_fresh(Arc::downgrade(&replica)));
+        tokio::spawn(report_fatal(replica.raft.metrics()));
         Ok(replica)
     }
 
@@ -281,6 +293,8 @@ impl Replica {
         command: WriteCommand,
         deadline: Instant,
     ) -> Result<Written, WriteFailure> {
+        self.serving()
+            .map_err(|e| WriteFailure::Unavailable(e.to_string()))?;
         let request_id = self.next_request_id();
         let mut problem = String::from("no leader is known");
         loop {
@@ -299,6 +313,8 @@ impl Replica {
                 }
                 Ok(Ok(Err(rejection))) => return Err(WriteFailure::Rejected(rejection)),
                 Ok(Err(reason)) => {
+                    self.serving()
+                        .map_err(|e| WriteFailure::Unavailable(e.to_string()))?;
                     problem = reason;
                     sleep(RETRY_PAUSE).await;
                 }
@@ -375,7 +391,19 @@ impl Replica {
 
     /// A read index from the leader: a revision confirmed by a quorum to include every write
     /// acknowledged before this call. Reading at or after it (once applied here) is linearizable.
+    /// Each read index is also this node's newest confirmation (see [`crate::freshness`]).
     pub async fn read_index(&self, deadline: Instant) -> Result<u64, ClusterError> {
+        let asked = Instant::now();
+        let index = self.read_index_by(deadline).await?;
+        self.freshness.confirmed(Confirmation {
+            revision: index,
+            asked,
+        });
+        Ok(index)
+    }
+
+    async fn read_index_by(&self, deadline: Instant) -> Result<u64, ClusterError> {
+        self.serving()?;
         let mut problem = String::from("no leader is known");
         loop {
             if Instant::now() >= deadline {
@@ -387,6 +415,7 @@ impl Replica {
                 Err(_) => continue,
                 Ok(Ok(index)) => return Ok(index),
                 Ok(Err(reason)) => {
+                    self.serving()?;
                     problem = reason;
                     sleep(RETRY_PAUSE).await;
                 }
@@ -580,12 +609,64 @@ impl Replica {
                 .collect(),
             snapshots_built: counts.built,
             snapshots_installed: counts.installed,
+            staleness: self.freshness.age(),
         }
     }
 
-    /// Whether this node can serve: it knows a leader and the cluster is named.
-    pub fn is_ready(&self) -> bool {
-        self.metrics().current_leader.is_some() && self.cluster_id().is_some()
+    /// The fatal error this node's Raft stopped on, if it did.
+    pub fn stopped(&self) -> Option<Fatal<NodeId>> {
+        self.metrics().running_state.err()
+    }
+
+    /// Fails if this node's Raft stopped: nothing may be answered from its frozen state.
+    pub fn serving(&self) -> Result<(), ClusterError> {
+        match self.stopped() {
+            Some(fatal) => Err(ClusterError::Stopped(Box::new(fatal))),
+            None => Ok(()),
+        }
+    }
+
+    /// The revision a read without a token that arrived at `arrived` is answered at: this
+    /// node's applied state, once it includes every write the cluster committed the staleness
+    /// bound before `arrived`. Waits (for a confirmation, then for it to be applied) until
+    /// `deadline`; never answers older.
+    pub async fn fresh_revision(
+        &self,
+        arrived: Instant,
+        deadline: Instant,
+    ) -> Result<u64, ClusterError> {
+        self.serving()?;
+        let confirmation = self
+            .freshness
+            .for_read(arrived, deadline)
+            .await
+            .map_err(ClusterError::Stale)?;
+        self.wait_applied(confirmation.revision, deadline).await?;
+        self.serving()?;
+        Ok(self.applied())
+    }
+
+    /// Fails if this node stopped, or if its state is not confirmed within the staleness bound
+    /// now (a long-lived stream checks this as it goes).
+    pub fn still_fresh(&self) -> Result<(), ClusterError> {
+        self.serving()?;
+        match self.freshness.within_bound() {
+            true => Ok(()),
+            false => Err(ClusterError::Stale(self.freshness.stale())),
+        }
+    }
+
+    /// Whether this node serves now, and if not, why: it stopped on a fatal error, it has not
+    /// joined a named cluster, or its state is not confirmed within the staleness bound (it is
+    /// cut off from the leader, or it leads without a quorum).
+    pub fn readiness(&self) -> Result<(), ClusterError> {
+        self.serving()?;
+        if self.cluster_id().is_none() {
+            return Err(ClusterError::Unavailable(
+                "this node has not joined a cluster with an elected leader yet".into(),
+            ));
+        }
+        self.still_fresh()
     }
 }
 
@@ -647,6 +728,51 @@ async fn advance_clock(replica: Weak<Replica>, tick: Duration) {
             {
                 tracing::debug!(error = %e, "advancing the log's clock");
             }
+        }
+    }
+}
+
+/// Keeps this node's confirmation (see [`crate::freshness`]) within the staleness bound: renews
+/// it a third of the bound after the last one, and after a failure again at once. Ends when the
+/// replica is dropped or its Raft stops.
+async fn keep_fresh(replica: Weak<Replica>) {
+    loop {
+        let Some(due) = replica.upgrade().map(|r| r.freshness.renewal_due()) else {
+            return;
+        };
+        sleep_until(due).await;
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        if replica.stopped().is_some() {
+            return;
+        }
+        let deadline = Instant::now() + replica.freshness.bound() / 3;
+        if let Err(e) = replica.read_index(deadline).await {
+            tracing::debug!(error = %e, "renewing this node's confirmation");
+            replica.freshness.failed(e.to_string());
+            sleep(RETRY_PAUSE).await;
+        }
+    }
+}
+
+/// Says once, loudly, when this node's Raft stops on a fatal error, and what to do.
+async fn report_fatal(mut metrics: tokio::sync::watch::Receiver<RaftMetrics>) {
+    loop {
+        let state = metrics.borrow_and_update().running_state.clone();
+        match state {
+            Err(Fatal::Stopped) => return,
+            Err(fatal) => {
+                tracing::error!(
+                    error = %fatal,
+                    "this node's Raft stopped on a fatal error: it now answers every read and write with UNAVAILABLE and reports not ready; the other nodes keep serving. Fix the cause (free disk space, replace a failing disk) and restart the node"
+                );
+                return;
+            }
+            Ok(()) => {}
+        }
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

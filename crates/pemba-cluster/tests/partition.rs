@@ -1,7 +1,8 @@
 //! Three replicas in one process over real TCP, with a network the test can partition: a leader
 //! cut off from the others is deposed, and while partitioned it cannot serve a linearizable
-//! (`fully_consistent`) read, even though it may still believe it leads. After healing, it
-//! catches up and serves one again.
+//! (`fully_consistent`) read, even though it may still believe it leads, nor, once the staleness
+//! bound has passed, a read without a token; neither can a cut-off follower. After healing, they
+//! catch up and serve again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -119,6 +120,12 @@ fn touch(relationship: &str) -> WriteCommand {
     }
 }
 
+fn schema() -> WriteCommand {
+    WriteCommand::Schema {
+        text: "definition user {}\ndefinition document {\n    relation viewer: user\n}".into(),
+    }
+}
+
 fn in_seconds(seconds: u64) -> Instant {
     Instant::now() + Duration::from_secs(seconds)
 }
@@ -148,8 +155,11 @@ async fn leader_of(replicas: &BTreeMap<u64, Arc<Replica>>, among: &[u64]) -> u64
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
+/// The staleness bound of the test clusters.
+const MAX_STALENESS: Duration = Duration::from_secs(2);
+
+/// Three replicas over real TCP through partitionable links, with their cuts.
+async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
     let ids = [1u64, 2, 3];
     let mut listeners = Vec::new();
     let mut members = BTreeMap::new();
@@ -172,6 +182,7 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
             election_timeout: Duration::from_millis(300),
             snapshot_every: 1000,
             clock_tick: Duration::from_secs(1),
+            max_staleness: MAX_STALENESS,
         };
         let dialer = PartitionableDialer {
             from: id,
@@ -196,12 +207,16 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         replicas.insert(id, replica);
     }
 
+    (replicas, cuts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
+    let ids = [1u64, 2, 3];
+    let (replicas, cuts) = three_replicas().await;
     let old_leader = leader_of(&replicas, &ids).await;
-    let schema = WriteCommand::Schema {
-        text: "definition user {}\ndefinition document {\n    relation viewer: user\n}".into(),
-    };
     replicas[&old_leader]
-        .write(schema, in_seconds(10))
+        .write(schema(), in_seconds(10))
         .await
         .expect("the schema is written");
     let before = replicas[&old_leader]
@@ -209,6 +224,7 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         .await
         .expect("a connected leader serves a read index");
 
+    assert!(replicas[&old_leader].readiness().is_ok());
     let others: Vec<u64> = ids.iter().copied().filter(|id| *id != old_leader).collect();
     isolate(&cuts, old_leader, &others);
     let new_leader = leader_of(&replicas, &others).await;
@@ -217,6 +233,7 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         .write(touch("document:plan#viewer@user:tom"), in_seconds(10))
         .await
         .expect("the majority side accepts writes");
+    let written_at = Instant::now();
     assert!(written.revision > before);
 
     // The deposed leader is cut off: no quorum confirms its leadership, so it has no read index
@@ -229,6 +246,21 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         "a partitioned leader served a read index: {refused:?}"
     );
     assert!(replicas[&old_leader].applied() < written.revision);
+    // Nor, once the staleness bound has passed since the write, a read without a token: it
+    // still holds a state without the write, and may still think it leads.
+    sleep_past(written_at, MAX_STALENESS + Duration::from_secs(1)).await;
+    let bounded = replicas[&old_leader]
+        .fresh_revision(Instant::now(), in_seconds(1))
+        .await;
+    assert!(
+        matches!(bounded, Err(ClusterError::Stale(_))),
+        "a cut-off leader answered a read without a token at {bounded:?}"
+    );
+    assert!(matches!(
+        replicas[&old_leader].readiness(),
+        Err(ClusterError::Stale(_))
+    ));
+    assert!(replicas[&new_leader].readiness().is_ok());
     // Nor can it commit a write: the client is told UNAVAILABLE (outcome unknown) at its deadline.
     let stranded = replicas[&old_leader]
         .write(
@@ -252,7 +284,103 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         .wait_applied(written.revision, in_seconds(10))
         .await
         .expect("the old leader catches up");
+    ready_within(&replicas[&old_leader], Duration::from_secs(10)).await;
     for replica in replicas.values() {
         replica.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_follower_stops_answering_reads_without_a_token_after_the_bound() {
+    let ids = [1u64, 2, 3];
+    let (replicas, cuts) = three_replicas().await;
+    let leader = leader_of(&replicas, &ids).await;
+    let follower = *ids.iter().find(|id| **id != leader).expect("a follower");
+    let others: Vec<u64> = ids.iter().copied().filter(|id| *id != follower).collect();
+    replicas[&leader]
+        .write(schema(), in_seconds(10))
+        .await
+        .expect("the schema is written");
+    replicas[&leader]
+        .write(touch("document:plan#viewer@user:tom"), in_seconds(10))
+        .await
+        .expect("a write");
+    ready_within(&replicas[&follower], Duration::from_secs(10)).await;
+
+    isolate(&cuts, follower, &others);
+    // The revocation, committed by the majority without the follower.
+    let revoked = replicas[&leader]
+        .write(
+            WriteCommand::Relationships {
+                updates: vec![(
+                    UpdateOperation::Delete,
+                    pemba_types::Relationship::parse("document:plan#viewer@user:tom")
+                        .expect("a relationship"),
+                )],
+                preconditions: Vec::new(),
+            },
+            in_seconds(10),
+        )
+        .await
+        .expect("the majority commits the revocation");
+    let revoked_at = Instant::now();
+
+    // Reads arriving more than the bound after the revocation was committed never see a state
+    // without it: they fail. (Before that, the follower's older state is within the bound.)
+    let mut refused = 0;
+    while revoked_at.elapsed() < MAX_STALENESS + Duration::from_secs(2) {
+        let arrived = Instant::now();
+        let answer = replicas[&follower]
+            .fresh_revision(arrived, arrived + Duration::from_millis(100))
+            .await;
+        if arrived.duration_since(revoked_at) > MAX_STALENESS {
+            match answer {
+                Ok(revision) => assert!(
+                    revision >= revoked.revision,
+                    "a cut-off follower answered at revision {revision}, without the revocation at {}, {:?} after it",
+                    revoked.revision,
+                    arrived.duration_since(revoked_at)
+                ),
+                Err(ClusterError::Stale(stale)) => {
+                    refused += 1;
+                    assert!(stale.to_string().contains("staleness bound"), "{stale}");
+                }
+                Err(other) => panic!("unexpected failure: {other:?}"),
+            }
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused > 5, "the cut-off follower kept answering");
+    assert!(matches!(
+        replicas[&follower].readiness(),
+        Err(ClusterError::Stale(_))
+    ));
+
+    cuts.lock().clear();
+    ready_within(&replicas[&follower], Duration::from_secs(10)).await;
+    let revision = replicas[&follower]
+        .fresh_revision(Instant::now(), in_seconds(5))
+        .await
+        .expect("healed, the follower serves");
+    assert!(revision >= revoked.revision);
+    for replica in replicas.values() {
+        replica.shutdown().await;
+    }
+}
+
+/// Sleeps until `since + wait`.
+async fn sleep_past(since: Instant, wait: Duration) {
+    tokio::time::sleep_until(since + wait).await;
+}
+
+/// Waits until `replica` reports ready, at most `within`.
+async fn ready_within(replica: &Replica, within: Duration) {
+    let deadline = Instant::now() + within;
+    while let Err(e) = replica.readiness() {
+        assert!(
+            Instant::now() < deadline,
+            "not ready within {within:?}: {e}"
+        );
+        sleep(Duration::from_millis(50)).await;
     }
 }

@@ -8,10 +8,17 @@ use thiserror::Error;
 
 use crate::closure::ClosureCache;
 
-/// A failure of the storage behind a snapshot (I/O, corruption, a revision no longer available).
+/// Why a snapshot cannot answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("storage error: {0}")]
-pub struct SnapshotError(pub String);
+pub enum SnapshotError {
+    /// Garbage collection dropped the history of the snapshot's revision while the snapshot was
+    /// in use: an answer from it could be wrong, so none is given.
+    #[error("revision {revision} was garbage-collected while it was being read (the oldest revision kept is now {horizon}); retry with a newer ZedToken or full consistency")]
+    RevisionCollected {
+        revision: Revision,
+        horizon: Revision,
+    },
+}
 
 /// The relationships of one `resource#relation` a check reads; see
 /// [`RelationshipSnapshot::direct`].

@@ -5,6 +5,7 @@
 mod auth;
 mod convert;
 mod cursor;
+mod health;
 mod node;
 mod observability;
 mod permissions;
@@ -27,6 +28,7 @@ use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Connected;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::pb::health_server::HealthServer;
 
 pub use auth::PresharedKeys;
 #[cfg(feature = "fault-injection")]
@@ -91,16 +93,6 @@ where
     );
     let limit = options.max_message_bytes;
 
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<PermissionsServiceServer<permissions::Permissions>>()
-        .await;
-    health_reporter
-        .set_serving::<SchemaServiceServer<schema::Schemas>>()
-        .await;
-    health_reporter
-        .set_serving::<WatchServiceServer<watch::Watcher>>()
-        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pemba_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -127,6 +119,7 @@ where
         let _ = stop.send(true);
     });
 
+    let health = HealthServer::new(health::NodeHealth::new(metrics.clone(), node.clone()));
     let authenticate = move |request| keys.check(request);
     let permissions = PermissionsServiceServer::new(permissions::Permissions::new(node.clone()))
         .max_decoding_message_size(limit);

@@ -134,38 +134,51 @@ impl Node {
         }
     }
 
-    /// Waits until this node has applied `revision`.
+    /// Waits until this node has applied `revision`; fails if this node stopped serving.
     async fn wait_for(&self, revision: Revision, deadline: Instant) -> Result<(), Status> {
+        self.replica.serving().map_err(status::cluster)?;
         self.replica
             .wait_applied(revision, deadline)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))
+            .map_err(status::cluster)
+    }
+
+    /// This node's applied state, once it is within the staleness bound for a read that arrived
+    /// at `arrived` (see [`pemba_cluster::Replica::fresh_revision`]).
+    async fn fresh(&self, arrived: Instant, deadline: Instant) -> Result<Revision, Status> {
+        self.replica
+            .fresh_revision(arrived, deadline)
+            .await
+            .map_err(status::cluster)
     }
 
     /// The revision a read with `consistency` is evaluated at, once this node has applied it:
-    /// - `minimize_latency`: what this node has applied;
-    /// - `at_least_as_fresh(T)`: what this node has applied, after waiting for T;
+    /// - `minimize_latency` (or none): what this node has applied, once that includes every
+    ///   write the cluster committed the staleness bound before the read arrived;
+    /// - `at_least_as_fresh(T)`: the same, and at least T;
     /// - `at_exact_snapshot(T)`: T, after waiting for it;
     /// - `fully_consistent`: what this node has applied, after waiting for the leader's read
     ///   index (linearizable).
     ///
     /// Waiting ends at `deadline` with UNAVAILABLE: never an older answer. A token from another
-    /// cluster is refused.
+    /// cluster is refused. A node whose Raft stopped answers nothing.
     pub async fn read_revision(
         &self,
         consistency: Option<&api::Consistency>,
         deadline: Instant,
     ) -> Result<Revision, Status> {
         use api::consistency::Requirement;
+        let arrived = Instant::now();
+        self.replica.serving().map_err(status::cluster)?;
         let cluster_id = self.cluster_id(deadline).await?;
         match consistency.and_then(|c| c.requirement.as_ref()) {
-            None | Some(Requirement::MinimizeLatency(_)) => Ok(self.datastore.head()),
+            None | Some(Requirement::MinimizeLatency(_)) => self.fresh(arrived, deadline).await,
             Some(Requirement::FullyConsistent(_)) => {
                 let index = self
                     .replica
                     .read_index(deadline)
                     .await
-                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                    .map_err(status::cluster)?;
                 self.wait_for(index, deadline).await?;
                 Ok(self.datastore.head())
             }
@@ -175,6 +188,7 @@ impl Node {
                 if self.faults.ignore_consistency_tokens {
                     return Ok(self.datastore.head());
                 }
+                self.fresh(arrived, deadline).await?;
                 self.wait_for(wanted, deadline).await?;
                 Ok(self.datastore.head())
             }
@@ -196,8 +210,10 @@ impl Node {
         self.datastore.snapshot(revision).map_err(status::read)
     }
 
-    /// A snapshot of what this node has applied (minimize_latency), without waiting.
-    pub async fn head_snapshot(&self, deadline: Instant) -> Result<Snapshot, Status> {
+    /// A snapshot of what this node has applied, however stale: only for a first look whose
+    /// refusal is checked again at a fresh revision (see `check_filters_in_schema`).
+    pub async fn applied_snapshot(&self, deadline: Instant) -> Result<Snapshot, Status> {
+        self.replica.serving().map_err(status::cluster)?;
         self.cluster_id(deadline).await?;
         self.datastore
             .snapshot(self.datastore.head())
@@ -253,6 +269,7 @@ mod tests {
             election_timeout: Duration::from_millis(150),
             snapshot_every: 1000,
             clock_tick: Duration::from_secs(1),
+            max_staleness: Duration::from_secs(5),
         };
         let replica = Replica::start(
             config,

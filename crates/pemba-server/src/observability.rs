@@ -96,7 +96,13 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self, datastore: &Datastore, replica: Option<&ReplicaStatus>) -> String {
+    /// The metrics in Prometheus' text format; `ready` is whether the node serves now.
+    pub fn render(
+        &self,
+        datastore: &Datastore,
+        replica: Option<&ReplicaStatus>,
+        ready: bool,
+    ) -> String {
         use std::fmt::Write;
         let mut out = String::new();
         out.push_str(
@@ -155,8 +161,8 @@ impl Metrics {
             ),
             (
                 "pemba_ready",
-                "1 when the node serves requests.",
-                f64::from(u8::from(self.ready.load(Ordering::SeqCst))),
+                "1 when the node serves requests (as /readyz and gRPC health say).",
+                f64::from(u8::from(ready)),
             ),
         ];
         for (name, help, value) in gauges {
@@ -335,6 +341,13 @@ fn render_replica(out: &mut String, replica: &ReplicaStatus) {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    let staleness = replica
+        .staleness
+        .map_or(f64::INFINITY, |age| age.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "# HELP pemba_read_staleness_seconds How old this node's newest confirmation by a leader's quorum is: the most a read without a token answered here now can lag the cluster (+Inf before the first).\n# TYPE pemba_read_staleness_seconds gauge\npemba_read_staleness_seconds {staleness}"
+    );
     out.push_str("# HELP pemba_raft_replication_lag Entries a follower lacks of the leader's log (leader only).\n");
     out.push_str("# TYPE pemba_raft_replication_lag gauge\n");
     for (follower, lag) in &replica.replication_lag {
@@ -343,6 +356,15 @@ fn render_replica(out: &mut String, replica: &ReplicaStatus) {
             "pemba_raft_replication_lag{{follower=\"{follower}\"}} {lag}"
         );
     }
+}
+
+/// Whether the node serves now, and if not, why: it is shutting down, its Raft stopped, it has
+/// not joined a named cluster, or its state is not confirmed within the staleness bound.
+pub fn readiness(metrics: &Metrics, node: &Node) -> Result<(), String> {
+    if !metrics.ready.load(Ordering::SeqCst) {
+        return Err("the server is starting or shutting down".into());
+    }
+    node.replica.readiness().map_err(|e| e.to_string())
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` over HTTP/1.1 until `shutdown` completes.
@@ -379,21 +401,26 @@ async fn answer_http(mut stream: TcpStream, metrics: &Metrics, node: &Node) -> s
     }
     let line = String::from_utf8_lossy(&request);
     let path = line.split_whitespace().nth(1).unwrap_or("");
-    // Ready: serving, with a known leader in a named cluster.
-    let ready = metrics.ready.load(Ordering::SeqCst) && node.replica.is_ready();
+    let readiness = readiness(metrics, node);
     let (status, content_type, body) = match path {
         "/metrics" => (
             "200 OK",
             "text/plain; version=0.0.4",
-            metrics.render(&node.datastore, Some(&node.replica.status())),
+            metrics.render(
+                &node.datastore,
+                Some(&node.replica.status()),
+                readiness.is_ok(),
+            ),
         ),
         "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-        "/readyz" if ready => ("200 OK", "text/plain", "ready\n".to_string()),
-        "/readyz" => (
-            "503 Service Unavailable",
-            "text/plain",
-            "not ready\n".to_string(),
-        ),
+        "/readyz" => match readiness {
+            Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),
+            Err(why) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
         _ => (
             "404 Not Found",
             "text/plain",
@@ -425,7 +452,7 @@ mod tests {
         );
         let datastore =
             Datastore::open(Box::new(pemba_store::MemoryPersistence::default())).unwrap();
-        let text = metrics.render(&datastore, None);
+        let text = metrics.render(&datastore, None, false);
         assert!(text.contains("pemba_grpc_requests_total{method=\"/authzed.api.v1.PermissionsService/CheckPermission\",code=\"UNAUTHENTICATED\"} 1"));
         assert!(text.contains("pemba_grpc_request_duration_seconds_bucket{method=\"/authzed.api.v1.PermissionsService/CheckPermission\",le=\"0.001\"} 1"));
         assert!(text.contains("pemba_grpc_request_duration_seconds_bucket{method=\"/authzed.api.v1.PermissionsService/CheckPermission\",le=\"0.005\"} 2"));

@@ -162,7 +162,7 @@ impl Permissions {
                 .chain(preconditions.iter().map(|p| &p.filter))
                 .try_for_each(|f| convert::filter_in_schema(schema, f))
         };
-        if check(&self.node.head_snapshot(deadline).await?).is_ok() {
+        if check(&self.node.applied_snapshot(deadline).await?).is_ok() {
             return Ok(());
         }
         let newest = api::Consistency {
@@ -441,7 +441,9 @@ impl PermissionsService for Permissions {
         } else {
             r.optional_limit as usize
         };
-        let found = snapshot.query(&filter, after.map(|(_, key)| key).as_ref(), limit);
+        let found = snapshot
+            .query(&filter, after.map(|(_, key)| key).as_ref(), limit)
+            .map_err(status::snapshot)?;
         let revision = snapshot.revision();
         let token = self.node.token(revision);
         let items = found
@@ -628,7 +630,9 @@ impl PermissionsService for Permissions {
         let mut last = after.map(|(_, key)| key);
         let mut responses = Vec::new();
         loop {
-            let mut page = snapshot.query(&filter, last.as_ref(), batch);
+            let mut page = snapshot
+                .query(&filter, last.as_ref(), batch)
+                .map_err(status::snapshot)?;
             let full = page.len() == batch;
             // Like SpiceDB, a batch holds relationships of one resource type only.
             let first_type = page.first().map(|r| r.resource.object_type.clone());

@@ -288,7 +288,7 @@ impl SchemaService for Schemas {
         request: Request<api::ReadSchemaRequest>,
     ) -> Result<Response<api::ReadSchemaResponse>, Status> {
         let deadline = self.node.deadline(&request);
-        let snapshot = self.node.head_snapshot(deadline).await?;
+        let snapshot = self.node.snapshot(None, deadline).await?;
         let schema = snapshot.compiled_schema();
         if schema.definitions.is_empty() {
             return Err(Status::not_found(

@@ -1,7 +1,7 @@
 //! The gRPC status for each error, as SpiceDB gives it.
 
-use pemba_cluster::WriteFailure;
-use pemba_engine::EngineError;
+use pemba_cluster::{ClusterError, WriteFailure};
+use pemba_engine::{EngineError, SnapshotError};
 use pemba_raft::RejectionKind;
 use pemba_schema::SchemaError;
 use pemba_store::ReadError;
@@ -21,7 +21,7 @@ pub fn engine(e: EngineError) -> Status {
             Status::failed_precondition(format!("caveat with name `{name}` not found"))
         }
         EngineError::Caveat(_) => Status::invalid_argument(e.to_string()),
-        EngineError::Snapshot(_) => Status::internal(e.to_string()),
+        EngineError::Snapshot(e) => snapshot(e),
     }
 }
 
@@ -31,6 +31,11 @@ pub fn schema(e: &SchemaError) -> Status {
     } else {
         Status::invalid_argument(e.to_string())
     }
+}
+
+/// A node that cannot serve now: it stopped, it is stale, or no leader answered in time.
+pub fn cluster(e: ClusterError) -> Status {
+    Status::unavailable(e.to_string())
 }
 
 pub fn write(e: WriteFailure) -> Status {
@@ -46,8 +51,14 @@ pub fn write(e: WriteFailure) -> Status {
     }
 }
 
+/// A revision this node no longer (or does not yet) hold: SpiceDB's invalid-revision answer.
 pub fn read(e: ReadError) -> Status {
-    Status::failed_precondition(e.to_string())
+    Status::out_of_range(format!("invalid zedtoken: {e}"))
+}
+
+/// A snapshot whose revision garbage collection passed while it was read: as [`read`].
+pub fn snapshot(e: SnapshotError) -> Status {
+    Status::out_of_range(format!("invalid zedtoken: {e}"))
 }
 
 pub fn token(e: TokenError) -> Status {

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::watch_service_server::WatchService;
@@ -16,6 +17,9 @@ use crate::convert::{self, relationship_to_api};
 use crate::node::Node;
 use crate::status;
 use crate::token::{self, TokenError};
+
+/// How often a quiet Watch checks that its node is still within the staleness bound.
+const FRESHNESS_CHECK: Duration = Duration::from_millis(250);
 
 pub struct Watcher {
     node: Arc<Node>,
@@ -92,7 +96,7 @@ impl WatchService for Watcher {
                         .replica
                         .wait_applied(revision, deadline)
                         .await
-                        .map_err(|e| Status::unavailable(e.to_string()))?;
+                        .map_err(status::cluster)?;
                     revision
                 }
                 // SpiceDB's refusal: another datastore's changes cannot be resumed here.
@@ -103,11 +107,10 @@ impl WatchService for Watcher {
                 }
                 Err(e) => return Err(status::token(e)),
             },
-            None => {
-                self.node.cluster_id(deadline).await?;
-                datastore.head()
-            }
+            // Now: a revision within the staleness bound.
+            None => self.node.read_revision(None, deadline).await?,
         };
+        self.node.replica.still_fresh().map_err(status::cluster)?;
         // Fail fast if the start is already out of the kept history.
         datastore.changes_after(last).map_err(status::read)?;
 
@@ -147,9 +150,16 @@ impl WatchService for Watcher {
                     }
                 }
                 last = last.max(seen);
+                // A node that stops, or falls out of the staleness bound (cut off from the
+                // cluster), ends the stream rather than go silent: the client resumes elsewhere.
+                if let Err(e) = node.replica.still_fresh() {
+                    let _ = sender.send(Err(status::cluster(e))).await;
+                    return;
+                }
                 tokio::select! {
                     changed = head.wait_for(|h| *h > last) => if changed.is_err() { return },
                     () = sender.closed() => return,
+                    () = tokio::time::sleep(FRESHNESS_CHECK) => {}
                 }
             }
         });

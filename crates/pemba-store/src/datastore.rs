@@ -810,14 +810,16 @@ impl Snapshot {
     }
 
     /// Up to `limit` live relationships matching `filter` (expired ones left out), in key order,
-    /// after `after` when given.
+    /// after `after` when given. Fails once garbage collection has passed this revision.
     pub fn query(
         &self,
         filter: &RelationshipFilter,
         after: Option<&RelationshipKey>,
         limit: usize,
-    ) -> Vec<Relationship> {
-        self.state.read().index.query(filter, self.at, after, limit)
+    ) -> Result<Vec<Relationship>, SnapshotError> {
+        let state = self.state.read();
+        still_readable(&state, self.at.revision)?;
+        Ok(state.index.query(filter, self.at, after, limit))
     }
 }
 
@@ -834,9 +836,30 @@ impl Snapshot {
 }
 
 /// A [`Snapshot`] with the state read-locked; see [`Snapshot::read`].
+///
+/// Every read first checks that garbage collection has not passed the snapshot's revision since
+/// the snapshot was taken (a snapshot reads the shared, multi-versioned state, from which
+/// collection drops old versions): a collected revision fails, it never answers wrongly.
 pub struct SnapshotRead<'a> {
     state: RwLockReadGuard<'a, State>,
     snapshot: &'a Snapshot,
+}
+
+/// Whether the state still holds every version readable at `revision`.
+fn still_readable(state: &State, revision: Revision) -> Result<(), SnapshotError> {
+    match state.horizon <= revision {
+        true => Ok(()),
+        false => Err(SnapshotError::RevisionCollected {
+            revision,
+            horizon: state.horizon,
+        }),
+    }
+}
+
+impl SnapshotRead<'_> {
+    fn readable(&self) -> Result<(), SnapshotError> {
+        still_readable(&self.state, self.snapshot.at.revision)
+    }
 }
 
 impl RelationshipSnapshot for SnapshotRead<'_> {
@@ -845,6 +868,7 @@ impl RelationshipSnapshot for SnapshotRead<'_> {
         resource: &ObjectRef,
         relation: &str,
     ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        self.readable()?;
         Ok(self
             .state
             .index
@@ -852,6 +876,7 @@ impl RelationshipSnapshot for SnapshotRead<'_> {
     }
 
     fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        self.readable()?;
         Ok(self
             .state
             .index
@@ -863,6 +888,7 @@ impl RelationshipSnapshot for SnapshotRead<'_> {
         subject: &ObjectRef,
         limit: usize,
     ) -> Result<Option<Vec<Arc<Relationship>>>, SnapshotError> {
+        self.readable()?;
         let found =
             self.state
                 .index
@@ -876,6 +902,7 @@ impl RelationshipSnapshot for SnapshotRead<'_> {
         relation: &str,
         subject: &SubjectRef,
     ) -> Result<Option<Arc<Relationship>>, SnapshotError> {
+        self.readable()?;
         Ok(self
             .state
             .index
@@ -888,6 +915,7 @@ impl RelationshipSnapshot for SnapshotRead<'_> {
         resource: &ObjectRef,
         relation: &str,
     ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
+        self.readable()?;
         Ok(self
             .state
             .index
@@ -901,6 +929,7 @@ impl RelationshipSnapshot for SnapshotRead<'_> {
         exact: Option<&SubjectRef>,
         wildcard: Option<&SubjectRef>,
     ) -> Result<DirectRelationships, SnapshotError> {
+        self.readable()?;
         Ok(self
             .state
             .index

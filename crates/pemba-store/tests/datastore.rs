@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pemba_engine::{Engine, Permissionship, RelationshipSnapshot};
+use pemba_engine::{Engine, Permissionship, RelationshipSnapshot, SnapshotError};
 use pemba_store::{
     Change, Datastore, MemoryPersistence, Precondition, ReadError, RelationshipFilter,
     SidecarUpdate, SubjectFilter, UpdateOperation, WriteCommand, WriteError,
@@ -54,6 +54,7 @@ fn viewers(store: &Datastore, revision: u64) -> Vec<String> {
         .snapshot(revision)
         .unwrap()
         .query(&filter, None, 100)
+        .unwrap()
         .iter()
         .map(|r| r.to_string())
         .collect()
@@ -351,10 +352,28 @@ fn garbage_collection_ends_old_reads_but_keeps_current_state() {
     store
         .apply(4, at(300), &touch(&["document:b#viewer@user:sam"]))
         .unwrap();
+    // A snapshot taken before the collection, still in use after it (a paginated read).
+    let in_use = store.snapshot(2).unwrap();
     let horizon = store
         .collect_garbage(at(260), Duration::from_secs(50))
         .unwrap();
     assert_eq!(horizon, 3);
+    let collected = SnapshotError::RevisionCollected {
+        revision: 2,
+        horizon: 3,
+    };
+    let filter = RelationshipFilter::default();
+    assert_eq!(
+        in_use.query(&filter, None, 10).err(),
+        Some(collected.clone())
+    );
+    let tom = SubjectRef::parse("user:tom").unwrap();
+    let document = ObjectRef::parse("document:a").unwrap();
+    assert_eq!(
+        in_use.relationship(&document, "viewer", &tom).err(),
+        Some(collected.clone())
+    );
+    assert_eq!(in_use.subjects(&document, "viewer").err(), Some(collected));
     assert_eq!(
         store.snapshot(2).err(),
         Some(ReadError::RevisionTooOld {

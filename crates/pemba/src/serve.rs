@@ -85,6 +85,13 @@ pub struct ServeArgs {
     /// expiring relationships disappear at most about this late, on every node alike.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     clock_tick: Duration,
+    /// How stale a read without a ZedToken (minimize_latency, or no consistency) may be: it is
+    /// answered at a revision that includes every write the cluster committed this long before
+    /// the read arrived, or fails with UNAVAILABLE (a node cut off from its cluster stops
+    /// answering such reads after this long, and reports not ready). At least twice
+    /// --heartbeat-interval.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, env = "PEMBA_MAX_STALENESS")]
+    max_staleness: Duration,
 }
 
 /// Cluster members by node id.
@@ -168,6 +175,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.node_id == 0 {
         bail!("--node-id must be a positive number");
     }
+    if args.max_staleness < args.heartbeat_interval * 2 {
+        bail!(
+            "--max-staleness ({}) must be at least twice --heartbeat-interval ({}): a node renews its confirmation by a leader's quorum, which takes a heartbeat round, within a third of the bound",
+            humantime::format_duration(args.max_staleness),
+            humantime::format_duration(args.heartbeat_interval)
+        );
+    }
     let secret = args.cluster_secret.clone().filter(|s| !s.is_empty());
     let initial_members = match &args.initial_members {
         Some(Members(members)) => {
@@ -215,6 +229,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         election_timeout: args.election_timeout,
         snapshot_every: args.snapshot_every,
         clock_tick: args.clock_tick,
+        max_staleness: args.max_staleness,
     };
     let replica = Replica::start(
         config,

@@ -1,0 +1,130 @@
+//! A node whose log storage fails (a full or failing disk) stops: its Raft core halts, and from
+//! then on it answers no read and no write (it has no way to know what the cluster did since),
+//! reports not ready, and says why.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pemba_cluster::{ClusterError, Replica, ReplicaConfig, TcpDialer, WriteFailure};
+use pemba_raft::{LogBackend, LogBackendError, MemoryLog};
+use pemba_store::{Datastore, MemoryPersistence, WriteCommand};
+use tokio::time::{sleep, Instant};
+
+/// The in-memory log, whose writes fail once `failing` is set, as a full disk's would.
+#[derive(Clone, Default)]
+struct FailingLog {
+    log: MemoryLog,
+    failing: Arc<AtomicBool>,
+}
+
+impl FailingLog {
+    fn check(&self) -> Result<(), LogBackendError> {
+        match self.failing.load(Ordering::SeqCst) {
+            true => Err(LogBackendError(
+                "No space left on device (os error 28)".into(),
+            )),
+            false => Ok(()),
+        }
+    }
+}
+
+impl LogBackend for FailingLog {
+    fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogBackendError> {
+        self.log.read_meta(key)
+    }
+    fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
+        self.check()?;
+        self.log.write_meta(key, value)
+    }
+    fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), LogBackendError> {
+        self.check()?;
+        self.log.append(entries)
+    }
+    fn truncate_from(&self, from: u64) -> Result<(), LogBackendError> {
+        self.check()?;
+        self.log.truncate_from(from)
+    }
+    fn purge_upto(&self, upto: u64, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
+        self.check()?;
+        self.log.purge_upto(upto, key, value)
+    }
+    fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LogBackendError> {
+        self.log.range(from, to)
+    }
+    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogBackendError> {
+        self.log.last()
+    }
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(5)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
+    let datastore =
+        Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
+    let log = FailingLog::default();
+    let config = ReplicaConfig {
+        node_id: 1,
+        initial_members: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+        cluster_secret: String::new(),
+        heartbeat_interval: Duration::from_millis(50),
+        election_timeout: Duration::from_millis(150),
+        snapshot_every: 1000,
+        clock_tick: Duration::from_secs(1),
+        max_staleness: Duration::from_secs(2),
+    };
+    let replica = Replica::start(
+        config,
+        log.clone(),
+        datastore,
+        Arc::new(TcpDialer),
+        Arc::new(SystemTime::now),
+    )
+    .await
+    .expect("starts");
+    let schema = || WriteCommand::Schema {
+        text: "definition user {}".into(),
+    };
+    let written = replica.write(schema(), soon()).await.expect("written");
+    let revision = replica
+        .fresh_revision(Instant::now(), soon())
+        .await
+        .expect("a fresh read");
+    assert!(revision >= written.revision);
+
+    log.failing.store(true, Ordering::SeqCst);
+    let failed = replica.write(schema(), soon()).await;
+    assert!(
+        matches!(failed, Err(WriteFailure::Unavailable(_))),
+        "{failed:?}"
+    );
+    let deadline = soon();
+    while replica.stopped().is_none() {
+        assert!(Instant::now() < deadline, "Raft did not stop");
+        sleep(Duration::from_millis(20)).await;
+    }
+    // Stopped: every call fails at once, naming the cause and what to do, even reads that the
+    // frozen state could still answer within the staleness bound.
+    let read = replica.fresh_revision(Instant::now(), soon()).await;
+    let Err(ClusterError::Stopped(fatal)) = &read else {
+        panic!("a stopped node answered a read: {read:?}");
+    };
+    let message = read.as_ref().unwrap_err().to_string();
+    assert!(message.contains("No space left on device"), "{message}");
+    assert!(message.contains("restart"), "{message}");
+    assert!(!fatal.to_string().is_empty());
+    assert!(matches!(replica.readiness(), Err(ClusterError::Stopped(_))));
+    assert!(matches!(
+        replica.read_index(soon()).await,
+        Err(ClusterError::Stopped(_))
+    ));
+    let refused = replica.write(schema(), soon()).await;
+    let Err(WriteFailure::Unavailable(message)) = refused else {
+        panic!("a stopped node took a write: {refused:?}");
+    };
+    assert!(message.contains("stopped serving"), "{message}");
+}
