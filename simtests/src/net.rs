@@ -16,7 +16,10 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// A lazily connecting channel to `addr` (`host:port`) over turmoil's network.
 pub fn channel(addr: &str) -> Result<Channel, ClusterError> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| ClusterError::BadAddress(addr.to_string(), e.to_string()))?
+        .map_err(|source| ClusterError::BadAddress {
+            addr: addr.to_string(),
+            source,
+        })?
         .connect_timeout(Duration::from_millis(500));
     let connector = tower::service_fn(|uri: Uri| async move {
         let authority = uri

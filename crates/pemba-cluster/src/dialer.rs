@@ -19,7 +19,10 @@ pub struct TcpDialer;
 impl Dialer for TcpDialer {
     fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClusterError::BadAddress(addr.to_string(), e.to_string()))?
+            .map_err(|source| ClusterError::BadAddress {
+                addr: addr.to_string(),
+                source,
+            })?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

@@ -1,24 +1,113 @@
-//! What can go wrong in a cluster.
+//! What can go wrong in a cluster: one type per failure, each saying what it means for the
+//! caller.
 
-use openraft::error::Fatal;
+use openraft::error::{ChangeMembershipError, Fatal, InitializeError};
+use openraft::{BasicNode, ConfigError};
 use pemba_raft::{NodeId, Rejection};
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::freshness::Stale;
+use crate::identity::IdentityRefusal;
+
+/// Why the node taken for the leader did not carry out a call passed to it. Crosses the
+/// cluster port, so the caller knows where to go next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub enum LeaderRefusal {
+    /// The node asked does not lead; `leader` is the leader it knows of, if any.
+    #[error("node {node} is not the leader ({})", leader.map_or_else(|| "it knows no leader".to_string(), |l| format!("node {l} is")))]
+    NotLeader {
+        node: NodeId,
+        leader: Option<NodeId>,
+    },
+    /// The leader could not confirm with a quorum that it still leads.
+    #[error("node {node} could not confirm with a quorum that it still leads")]
+    NoQuorum { node: NodeId },
+    /// The node's Raft stopped on a fatal error.
+    #[error("node {node} stopped after a fatal error")]
+    Stopped { node: NodeId },
+}
+
+/// Why one attempt to reach the leader failed. Calls retry (aiming at the leader named by a
+/// refusal, if any) until their deadline.
+#[derive(Debug, Error)]
+pub enum LeaderError {
+    #[error("no leader is known")]
+    NoLeader,
+    #[error(transparent)]
+    Refused(#[from] LeaderRefusal),
+    /// The leader could not be reached, or its answer could not be read.
+    #[error("leader {leader} at {addr} did not answer: {}", .status.message())]
+    Unreachable {
+        leader: NodeId,
+        addr: String,
+        status: Box<tonic::Status>,
+    },
+}
+
+/// Why a membership change was refused (it changed nothing).
+#[derive(Debug, Error)]
+pub enum MembershipRefusal {
+    #[error("node {0} is already a member; remove it first or choose a new id")]
+    AlreadyMember(NodeId),
+    #[error("node {0} is not a member")]
+    NotMember(NodeId),
+    #[error("node {0} is not a member: add it as a learner first")]
+    NotALearner(NodeId),
+    /// Promoting a learner that lags would stall writes until it caught up.
+    #[error("node {id} has not caught up: it holds the log up to index {}, the leader's reaches {last}, {} entries behind{}", .matched.map_or_else(|| "none".to_string(), |m| m.to_string()), .last.saturating_sub(.matched.unwrap_or(0)), if *.installing { " (it is still receiving a snapshot)" } else { "" })]
+    NotCaughtUp {
+        id: NodeId,
+        matched: Option<u64>,
+        last: u64,
+        installing: bool,
+    },
+    /// The node to add holds another cluster's data.
+    #[error("node {id} at {addr} belongs to another cluster ({cluster_id}); give it an empty data directory")]
+    OtherCluster {
+        id: NodeId,
+        addr: String,
+        cluster_id: String,
+    },
+    #[error(transparent)]
+    Raft(Box<ChangeMembershipError<NodeId>>),
+    /// The leader refused it (the change was passed on to the leader, which said why).
+    #[error("{}", .0.message())]
+    ByLeader(Box<tonic::Status>),
+}
 
 #[derive(Debug, Error)]
 pub enum ClusterError {
-    #[error("peer address `{0}` is not usable: {1}")]
-    BadAddress(String, String),
+    #[error("peer address `{addr}` is not usable: {source}")]
+    BadAddress {
+        addr: String,
+        source: tonic::transport::Error,
+    },
     #[error("invalid Raft configuration: {0}")]
-    Config(String),
+    Config(Box<ConfigError>),
     #[error("starting Raft: {0}")]
-    Start(String),
+    Start(Box<Fatal<NodeId>>),
+    #[error("initializing the cluster: {0}")]
+    Initialize(Box<openraft::error::RaftError<NodeId, InitializeError<NodeId, BasicNode>>>),
     #[error("state machine: {0}")]
     StateMachine(#[from] pemba_raft::StateMachineError),
-    /// No leader could be reached, or it did not answer, within the deadline.
-    #[error("{0}")]
-    Unavailable(String),
+    /// No leader answered before the request deadline.
+    #[error("no leader answered before the request deadline ({last})")]
+    NoLeaderAnswered { last: LeaderError },
+    /// This node did not apply `revision` before the request deadline.
+    #[error("this node has applied revision {applied}, and did not reach revision {revision} before the request deadline")]
+    NotApplied { applied: u64, revision: u64 },
+    /// This node has not joined a cluster that has a name (its first leader names it).
+    #[error("this node has not joined a cluster with an elected leader yet")]
+    NotJoined,
+    /// This node's storage is empty and no peer has yet confirmed its place in the cluster.
+    #[error("this node has empty storage and no peer has yet confirmed its place in the cluster (it waits for one of --initial-members to answer)")]
+    Unconfirmed,
+    /// This node must not run.
+    #[error(transparent)]
+    Refused(IdentityRefusal),
+    #[error("reading this node's founding record: {0}")]
+    Storage(#[from] pemba_raft::LogBackendError),
     /// This node's Raft stopped on a fatal error (a storage failure, say): it serves nothing
     /// until it is restarted.
     #[error("this node stopped serving after a fatal error ({0}); the other nodes keep serving: fix the cause (free disk space, replace the disk) and restart it")]
@@ -26,9 +115,11 @@ pub enum ClusterError {
     /// This node cannot show that its state is within the staleness bound.
     #[error("{0}")]
     Stale(Stale),
-    /// The request cannot be carried out as asked (unknown node, bad membership change).
-    #[error("{0}")]
-    Refused(String),
+    /// A membership change was refused.
+    #[error(transparent)]
+    Membership(Box<MembershipRefusal>),
+    #[error("the cluster port failed: {0}")]
+    Serve(tonic::transport::Error),
 }
 
 /// Why a write was not applied.
@@ -37,8 +128,14 @@ pub enum WriteFailure {
     /// The state machine refused it; nothing changed.
     #[error("{}", .0.message)]
     Rejected(Rejection),
-    /// Its fate is unknown to this node: no leader answered within the deadline. It may still
-    /// be applied (once at most).
-    #[error("{0}")]
-    Unavailable(String),
+    /// Its fate is unknown to this node: it was not confirmed before the deadline, or this node
+    /// stopped. It may still be applied (once at most).
+    #[error("the write was not confirmed ({0}); it may still be applied, once at most")]
+    Unconfirmed(ClusterError),
+}
+
+impl From<MembershipRefusal> for ClusterError {
+    fn from(refusal: MembershipRefusal) -> Self {
+        ClusterError::Membership(Box::new(refusal))
+    }
 }

@@ -9,21 +9,31 @@
 //!   [`Replica::read_index`] gets a quorum-confirmed commit index from the leader for
 //!   fully consistent reads;
 //! - membership is changed through the leader ([`Replica::add_learner`], [`Replica::promote`],
-//!   [`Replica::remove`]).
+//!   [`Replica::remove`]);
+//! - a node with empty storage takes no part in Raft until a peer confirms it is new; a voter
+//!   that lost its data is refused, and only members that agree found a cluster
+//!   ([`identity`]).
 //!
 //! The network is injected: [`Dialer`] opens channels to peers and [`serve_peers`] takes any
 //! stream of connections, so a simulation runs this code over a simulated network.
 
 mod auth;
+mod background;
 mod dialer;
 mod error;
+mod founding;
 mod freshness;
+mod identity;
+mod leader;
+mod membership;
 mod network;
 mod replica;
 mod service;
 
 pub use dialer::{Dialer, TcpDialer};
-pub use error::{ClusterError, WriteFailure};
+pub use error::{ClusterError, LeaderError, LeaderRefusal, MembershipRefusal, WriteFailure};
 pub use freshness::Stale;
+pub use identity::IdentityRefusal;
+pub use membership::CAUGHT_UP_LAG;
 pub use replica::{Clock, Replica, ReplicaConfig, ReplicaStatus};
 pub use service::serve_peers;

@@ -1,7 +1,7 @@
 //! The client side of the cluster port: Raft messages to peers, and calls to the leader.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use openraft::error::{
@@ -22,8 +22,9 @@ use serde::Serialize;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
-use crate::auth::ClusterSecret;
+use crate::auth::{self, ClusterSecret};
 use crate::dialer::Dialer;
+use crate::replica::Replica;
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())
@@ -41,6 +42,8 @@ pub struct Peers {
     dialer: Arc<dyn Dialer>,
     secret: ClusterSecret,
     channels: Mutex<HashMap<String, Channel>>,
+    /// The replica whose cluster id every call names (set once it exists).
+    replica: OnceLock<Weak<Replica>>,
 }
 
 impl Peers {
@@ -49,7 +52,13 @@ impl Peers {
             dialer,
             secret,
             channels: Mutex::new(HashMap::new()),
+            replica: OnceLock::new(),
         }
+    }
+
+    /// Every call from now on names `replica`'s cluster, once it knows it.
+    pub fn set_cluster_id_source(&self, replica: Weak<Replica>) {
+        let _ = self.replica.set(replica);
     }
 
     /// A client for the peer at `addr`.
@@ -76,10 +85,19 @@ impl Peers {
         self.channels.lock().remove(addr);
     }
 
-    /// `message` as a request with the secret and a timeout.
+    /// `message` as a request with the secret, this node's cluster id (once known) and a
+    /// timeout.
     pub fn request<T>(&self, message: T, timeout: Duration) -> Request<T> {
         let mut request = Request::new(message);
         self.secret.attach(&mut request);
+        let cluster_id = self
+            .replica
+            .get()
+            .and_then(Weak::upgrade)
+            .and_then(|r| r.known_cluster_id());
+        if let Some(cluster_id) = cluster_id {
+            auth::attach_cluster_id(&mut request, &cluster_id);
+        }
         request.set_timeout(timeout);
         request
     }

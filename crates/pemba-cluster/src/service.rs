@@ -18,8 +18,10 @@ use tonic::transport::server::Connected;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
-use crate::auth::ClusterSecret;
-use crate::error::ClusterError;
+use crate::auth::{check_cluster_id, ClusterSecret};
+use crate::error::{ClusterError, LeaderRefusal};
+use crate::identity::{Founding, Standing};
+use crate::leader::refusal_to_wire;
 use crate::network::{decode, encode};
 use crate::replica::{Replica, PEER_MESSAGE_LIMIT};
 
@@ -38,8 +40,23 @@ fn payload<T: serde::Serialize>(value: &T) -> Result<Response<proto::RaftPayload
 
 fn admin_status(e: ClusterError) -> Status {
     match e {
-        ClusterError::Refused(message) => Status::failed_precondition(message),
+        ClusterError::Membership(refusal) => Status::failed_precondition(refusal.to_string()),
         other => Status::unavailable(other.to_string()),
+    }
+}
+
+impl PeerService {
+    /// Raft messages are taken only by a node whose standing is settled (see
+    /// [`crate::identity`]): one with empty storage must not vote or accept entries before a
+    /// peer has confirmed it is new.
+    fn takes_raft_messages(&self) -> Result<(), Status> {
+        match self.replica.identity.standing() {
+            Standing::Member => Ok(()),
+            Standing::Unconfirmed => {
+                Err(Status::unavailable(ClusterError::Unconfirmed.to_string()))
+            }
+            Standing::Refused(why) => Err(Status::unavailable(why.to_string())),
+        }
     }
 }
 
@@ -53,6 +70,7 @@ impl Cluster for PeerService {
         &self,
         request: Request<proto::RaftPayload>,
     ) -> Result<Response<proto::RaftPayload>, Status> {
+        self.takes_raft_messages()?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().data)?;
         payload(&self.replica.raft().append_entries(rpc).await)
     }
@@ -61,6 +79,7 @@ impl Cluster for PeerService {
         &self,
         request: Request<proto::RaftPayload>,
     ) -> Result<Response<proto::RaftPayload>, Status> {
+        self.takes_raft_messages()?;
         let rpc: VoteRequest<NodeId> = decode(&request.into_inner().data)?;
         payload(&self.replica.raft().vote(rpc).await)
     }
@@ -69,6 +88,7 @@ impl Cluster for PeerService {
         &self,
         request: Request<proto::RaftPayload>,
     ) -> Result<Response<proto::RaftPayload>, Status> {
+        self.takes_raft_messages()?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&request.into_inner().data)?;
         let answer: Result<_, RaftError<NodeId, InstallSnapshotError>> =
             self.replica.raft().install_snapshot(rpc).await;
@@ -80,7 +100,8 @@ impl Cluster for PeerService {
         request: Request<proto::RaftPayload>,
     ) -> Result<Response<proto::RaftPayload>, Status> {
         let (request_id, command): (String, WriteCommand) = decode(&request.into_inner().data)?;
-        let outcome: Result<WriteOutcome, String> = self.replica.propose(request_id, command).await;
+        let outcome: Result<WriteOutcome, LeaderRefusal> =
+            self.replica.propose(request_id, command).await;
         payload(&outcome)
     }
 
@@ -88,12 +109,17 @@ impl Cluster for PeerService {
         &self,
         _request: Request<proto::ReadIndexRequest>,
     ) -> Result<Response<proto::ReadIndexResponse>, Status> {
-        let index = self
-            .replica
-            .local_read_index()
-            .await
-            .map_err(Status::unavailable)?;
-        Ok(Response::new(proto::ReadIndexResponse { index }))
+        let answer = match self.replica.local_read_index().await {
+            Ok(index) => proto::ReadIndexResponse {
+                index,
+                refusal: None,
+            },
+            Err(refusal) => proto::ReadIndexResponse {
+                index: 0,
+                refusal: Some(refusal_to_wire(&refusal)),
+            },
+        };
+        Ok(Response::new(answer))
     }
 
     async fn status(
@@ -101,6 +127,24 @@ impl Cluster for PeerService {
         _request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
         Ok(Response::new(self.replica.describe()))
+    }
+
+    async fn bootstrap(
+        &self,
+        request: Request<proto::BootstrapRequest>,
+    ) -> Result<Response<proto::BootstrapResponse>, Status> {
+        let r = request.into_inner();
+        let founding = Founding {
+            cluster_id: r.cluster_id,
+            members: r.members.into_iter().collect(),
+        };
+        match self.replica.identity.record_founding(&founding) {
+            Ok(()) => {
+                tracing::info!(cluster_id = %founding.cluster_id, "recorded the founding of a new cluster");
+                Ok(Response::new(proto::BootstrapResponse {}))
+            }
+            Err(refusal) => Err(Status::failed_precondition(refusal.to_string())),
+        }
     }
 
     async fn add_learner(
@@ -160,14 +204,17 @@ where
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let secret = ClusterSecret::new(cluster_secret);
+    let known = replica.clone();
     let service = ClusterServer::new(PeerService { replica })
         .max_decoding_message_size(PEER_MESSAGE_LIMIT)
         .max_encoding_message_size(PEER_MESSAGE_LIMIT);
     Server::builder()
         .add_service(InterceptedService::new(service, move |request| {
-            secret.check(request)
+            let request = secret.check(request)?;
+            check_cluster_id(&request, known.known_cluster_id().as_deref())?;
+            Ok(request)
         }))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-        .map_err(|e| ClusterError::Unavailable(format!("cluster port failed: {e}")))
+        .map_err(ClusterError::Serve)
 }

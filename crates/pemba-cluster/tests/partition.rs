@@ -242,7 +242,7 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         .read_index(Instant::now() + Duration::from_secs(2))
         .await;
     assert!(
-        matches!(refused, Err(ClusterError::Unavailable(_))),
+        matches!(refused, Err(ClusterError::NoLeaderAnswered { .. })),
         "a partitioned leader served a read index: {refused:?}"
     );
     assert!(replicas[&old_leader].applied() < written.revision);
@@ -269,7 +269,7 @@ async fn a_partitioned_deposed_leader_cannot_serve_a_linearizable_read() {
         )
         .await;
     assert!(
-        matches!(stranded, Err(WriteFailure::Unavailable(_))),
+        matches!(stranded, Err(WriteFailure::Unconfirmed(_))),
         "{stranded:?}"
     );
 

@@ -99,7 +99,7 @@ async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
     log.failing.store(true, Ordering::SeqCst);
     let failed = replica.write(schema(), soon()).await;
     assert!(
-        matches!(failed, Err(WriteFailure::Unavailable(_))),
+        matches!(failed, Err(WriteFailure::Unconfirmed(_))),
         "{failed:?}"
     );
     let deadline = soon();
@@ -123,8 +123,9 @@ async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
         Err(ClusterError::Stopped(_))
     ));
     let refused = replica.write(schema(), soon()).await;
-    let Err(WriteFailure::Unavailable(message)) = refused else {
+    let Err(WriteFailure::Unconfirmed(cause)) = refused else {
         panic!("a stopped node took a write: {refused:?}");
     };
-    assert!(message.contains("stopped serving"), "{message}");
+    assert!(matches!(cause, ClusterError::Stopped(_)), "{cause:?}");
+    assert!(cause.to_string().contains("stopped serving"), "{cause}");
 }

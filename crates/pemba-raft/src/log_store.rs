@@ -141,6 +141,11 @@ impl<B: LogBackend> LogStore<B> {
         }
     }
 
+    /// The backend, shared: for metadata of the node's own kept beside the log's.
+    pub fn backend(&self) -> Arc<B> {
+        self.backend.clone()
+    }
+
     fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LogBackendError> {
         self.backend
             .read_meta(key)?

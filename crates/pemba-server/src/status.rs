@@ -47,7 +47,7 @@ pub fn write(e: WriteFailure) -> Status {
             RejectionKind::Internal => Status::internal(rejection.message),
             RejectionKind::Unknown => Status::unknown(rejection.message),
         },
-        WriteFailure::Unavailable(message) => Status::unavailable(message),
+        WriteFailure::Unconfirmed(_) => Status::unavailable(e.to_string()),
     }
 }
 

@@ -285,7 +285,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         connection
     });
-    pemba_server::serve(node, incoming, http_listener, options, shutdown_signal()).await?;
+    let serving = pemba_server::serve(node, incoming, http_listener, options, shutdown_signal());
+    tokio::select! {
+        served = serving => served?,
+        // A node that must not run (its storage is empty while the cluster lists it, or the
+        // founding members disagree) exits non-zero, saying why and what to do.
+        why = replica.refused() => {
+            replica.shutdown().await;
+            bail!("{why}");
+        }
+    }
     replica.shutdown().await;
     Ok(())
 }

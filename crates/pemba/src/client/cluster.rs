@@ -42,8 +42,14 @@ pub enum ClusterCommand {
         /// The new node's cluster address (`host:port`).
         addr: String,
     },
-    /// Make a learner a voter.
-    Promote { id: u64 },
+    /// Make a learner a voter. A learner that has not caught up with the leader's log is
+    /// refused (the error says how far behind it is), unless `--wait` is given.
+    Promote {
+        id: u64,
+        /// Wait for the learner to catch up, printing its progress, then promote it.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Remove a node (voter or learner) from the cluster.
     Remove { id: u64 },
 }
@@ -83,10 +89,7 @@ pub async fn run(options: ClusterOptions, command: ClusterCommand) -> anyhow::Re
             .add_learner(request(&options, proto::AddLearnerRequest { id, addr })?)
             .await
             .map_err(rpc_error)?,
-        ClusterCommand::Promote { id } => client
-            .promote(request(&options, proto::PromoteRequest { id })?)
-            .await
-            .map_err(rpc_error)?,
+        ClusterCommand::Promote { id, wait } => promote(&mut client, &options, id, wait).await?,
         ClusterCommand::Remove { id } => client
             .remove(request(&options, proto::RemoveRequest { id })?)
             .await
@@ -100,6 +103,34 @@ pub async fn run(options: ClusterOptions, command: ClusterCommand) -> anyhow::Re
         print_line(format_args!("done at log index {log_index}"))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Promotes learner `id`; with `wait`, while it has not caught up, prints how far behind it is
+/// (to stderr) every second and tries again.
+async fn promote(
+    client: &mut ClusterClient<Channel>,
+    options: &ClusterOptions,
+    id: u64,
+    wait: bool,
+) -> anyhow::Result<tonic::Response<proto::MembershipResponse>> {
+    loop {
+        let answer = client
+            .promote(request(options, proto::PromoteRequest { id })?)
+            .await;
+        match answer {
+            Err(status) if wait && is_lagging(&status) => {
+                eprintln!("waiting: {}", status.message());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            answer => return answer.map_err(rpc_error),
+        }
+    }
+}
+
+/// Whether a refused promotion was refused because the learner lags.
+fn is_lagging(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::FailedPrecondition
+        && status.message().contains("has not caught up")
 }
 
 fn print_status(status: &proto::StatusResponse, as_json: bool) -> anyhow::Result<()> {
