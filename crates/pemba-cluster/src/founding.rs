@@ -45,9 +45,11 @@ pub fn judge(
     for (peer, status) in answers {
         if !status.cluster_id.is_empty() {
             all_empty = false;
-            let listed = status.members.iter().any(|m| m.id == node);
+            // Only a voter's lost state can break the cluster's guarantees: a learner listed
+            // with empty storage (added before it settled) just receives a snapshot.
+            let voter = status.members.iter().any(|m| m.id == node && m.voter);
             let founding_me = status.founding_members.contains_key(&node);
-            if status.initialized && listed {
+            if status.initialized && voter {
                 return Verdict::Refuse(IdentityRefusal::Wiped {
                     node,
                     peer: *peer,
@@ -296,6 +298,17 @@ mod tests {
         );
         assert_eq!(
             judge(4, &ours, &answers(&[(1, running("c1", &[1, 2, 3]))])),
+            Verdict::Join("c1".into())
+        );
+        // Added as a learner before it settled: it joins (a learner casts no vote).
+        let mut with_learner = running("c1", &[1, 2, 3]);
+        with_learner.members.push(proto::Member {
+            id: 4,
+            voter: false,
+            ..Default::default()
+        });
+        assert_eq!(
+            judge(4, &ours, &answers(&[(1, with_learner)])),
             Verdict::Join("c1".into())
         );
     }

@@ -6,8 +6,9 @@
 //! the cluster would lose them. So a node with empty storage takes no part in Raft (it refuses
 //! votes and Raft messages, and has no membership to start an election with) until a peer has
 //! answered it:
-//! - a peer whose cluster lists this node as a member: the node lost its data. It is refused,
-//!   and the operator removes it and adds it back under a new id;
+//! - a peer whose cluster lists this node as a voter: the node lost its data. It is refused,
+//!   and the operator removes it and adds it back under a new id (a learner casts no vote:
+//!   one listed with empty storage just receives a snapshot);
 //! - a peer whose cluster does not list it: it is a new node, waiting to be added;
 //! - every other initial member answers with empty storage and the same member list: a new
 //!   cluster is founded. The member with the lowest id records the cluster's id and members on
@@ -40,7 +41,7 @@ pub struct Founding {
 /// Why a node refuses to run. It exits, saying this.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IdentityRefusal {
-    #[error("this node (id {node}) has empty storage, but cluster {cluster_id} lists node {node} as a member (node {peer} says so): its data is lost. A node id must never come back with an empty data directory: remove it (`pemba cluster remove {node}`), then add this node back under a new id (`pemba cluster add <new id> <address>`, then `pemba cluster promote <new id>`)")]
+    #[error("this node (id {node}) has empty storage, but cluster {cluster_id} lists node {node} as a voter (node {peer} says so): its data is lost. A node id must never come back with an empty data directory: remove it (`pemba cluster remove {node}`), then add this node back under a new id (`pemba cluster add <new id> <address>`, then `pemba cluster promote <new id>`)")]
     Wiped {
         node: NodeId,
         peer: NodeId,
@@ -95,6 +96,8 @@ pub struct Identity {
     initial_members: BTreeMap<NodeId, String>,
     backend: Arc<dyn LogBackend>,
     standing: watch::Sender<Standing>,
+    /// Whether storage held nothing when the node started (no state, no founding record).
+    started_empty: bool,
     founding: Mutex<Option<Founding>>,
     /// The cluster a new node found it is to join, before it receives the log.
     expected_cluster: Mutex<Option<String>>,
@@ -112,15 +115,17 @@ impl Identity {
             Some(bytes) => Some(decode(&bytes)?),
             None => None,
         };
-        let standing = match holds_state || founding.is_some() {
-            true => Standing::Member,
-            false => Standing::Unconfirmed,
+        let started_empty = !holds_state && founding.is_none();
+        let standing = match started_empty {
+            false => Standing::Member,
+            true => Standing::Unconfirmed,
         };
         Ok(Identity {
             node_id,
             initial_members,
             backend,
             standing: watch::Sender::new(standing),
+            started_empty,
             founding: Mutex::new(founding),
             expected_cluster: Mutex::new(None),
         })
@@ -158,9 +163,10 @@ impl Identity {
             .or_else(|| self.expected_cluster.lock().clone())
     }
 
-    /// Whether this node holds nothing at all (no state, no founding record).
+    /// Whether this node started with nothing stored and has recorded no founding since (the
+    /// caller also checks that Raft holds nothing yet).
     pub fn storage_empty(&self) -> bool {
-        self.standing() == Standing::Unconfirmed
+        self.started_empty && self.founding.lock().is_none()
     }
 
     /// A peer confirmed that this node is new to `cluster_id`: it takes part from now on.
@@ -197,9 +203,7 @@ impl Identity {
                     cluster_id: f.cluster_id.clone(),
                 })
             }
-            None if self.standing() != Standing::Unconfirmed => {
-                return Err(FoundingRefusal::NotEmpty { node })
-            }
+            None if !self.started_empty => return Err(FoundingRefusal::NotEmpty { node }),
             None => {}
         }
         if founding.members != self.initial_members {

@@ -315,9 +315,15 @@ impl Replica {
             })
             .collect();
         let founding = self.identity.founding();
+        let initialized = raft_initialized(&metrics) || self.applied() > 0;
+        // The cluster this node belongs to: named in its log, or recorded at its founding (not
+        // the one a new node expects to join: it belongs to none until it is added).
+        let cluster_id = self
+            .cluster_id()
+            .or_else(|| founding.as_ref().map(|f| f.cluster_id.clone()));
         proto::StatusResponse {
             node_id: self.node_id,
-            cluster_id: self.known_cluster_id().unwrap_or_default(),
+            cluster_id: cluster_id.unwrap_or_default(),
             term: metrics.current_term,
             leader_id: metrics.current_leader.unwrap_or(0),
             state: format!("{:?}", metrics.state),
@@ -325,14 +331,14 @@ impl Replica {
             applied_index: metrics.last_applied.map_or(0, |l| l.index),
             snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
             members,
-            storage_empty: self.identity.storage_empty(),
+            storage_empty: self.identity.storage_empty() && !initialized,
             initial_members: self
                 .identity
                 .initial_members()
                 .clone()
                 .into_iter()
                 .collect(),
-            initialized: raft_initialized(&metrics) || self.applied() > 0,
+            initialized,
             founding_members: founding
                 .map(|f| f.members.into_iter().collect())
                 .unwrap_or_default(),

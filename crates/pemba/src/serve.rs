@@ -14,6 +14,9 @@ use pemba_store::Datastore;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
+/// How long a refused node keeps answering its peers before it exits.
+const REFUSAL_LINGER: Duration = Duration::from_secs(3);
+
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Where the node keeps its data (created if missing).
@@ -285,16 +288,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         connection
     });
-    let serving = pemba_server::serve(node, incoming, http_listener, options, shutdown_signal());
-    tokio::select! {
-        served = serving => served?,
-        // A node that must not run (its storage is empty while the cluster lists it, or the
-        // founding members disagree) exits non-zero, saying why and what to do.
-        why = replica.refused() => {
-            replica.shutdown().await;
-            bail!("{why}");
+    // A node that must not run (its storage is empty while the cluster lists it, or the
+    // founding members disagree) shuts down and exits non-zero, saying why and what to do. It
+    // lingers a moment first, still answering (its peers learn of a disagreement from it; its
+    // clients get UNAVAILABLE with the reason).
+    let refusal = Arc::new(std::sync::Mutex::new(None));
+    let stop = {
+        let (replica, refusal) = (replica.clone(), refusal.clone());
+        async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                why = replica.refused() => {
+                    tokio::time::sleep(REFUSAL_LINGER).await;
+                    *refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                }
+            }
         }
-    }
+    };
+    pemba_server::serve(node, incoming, http_listener, options, stop).await?;
     replica.shutdown().await;
+    if let Some(why) = refusal.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        bail!("{why}");
+    }
     Ok(())
 }

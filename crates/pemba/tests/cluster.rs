@@ -196,6 +196,21 @@ fn cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs `pemba args…`, which must fail; its standard error.
+fn cli_fails(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_pemba"))
+        .args(args)
+        .env("PEMBA_CLUSTER_SECRET", SECRET)
+        .output()
+        .expect("pemba runs");
+    assert!(
+        !output.status.success(),
+        "pemba {args:?} succeeded: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_survives_its_leader_and_grows() {
     let root = tempfile::tempdir().expect("a temp dir");
@@ -337,6 +352,8 @@ async fn a_three_node_cluster_survives_its_leader_and_grows() {
         before.cluster_id, "",
         "a node outside the initial members waits"
     );
+    // Stalled, it cannot take the snapshot it needs: promoting it is refused, naming its lag.
+    fourth.server.as_ref().expect("running").signal("STOP");
     let endpoint = nodes[first].cluster_addr.clone();
     cli(&[
         "cluster",
@@ -346,6 +363,13 @@ async fn a_three_node_cluster_survives_its_leader_and_grows() {
         "4",
         &fourth.cluster_addr,
     ]);
+    let refused = cli_fails(&["cluster", "--endpoint", &endpoint, "promote", "4"]);
+    assert!(
+        refused.contains("node 4 has not caught up") && refused.contains("entries behind"),
+        "{refused}"
+    );
+    assert!(refused.contains("still receiving a snapshot"), "{refused}");
+    fourth.server.as_ref().expect("running").signal("CONT");
     let mut joined = fourth.permissions().await;
     assert!(
         can_view(
@@ -356,7 +380,7 @@ async fn a_three_node_cluster_survives_its_leader_and_grows() {
         )
         .await
     );
-    cli(&["cluster", "--endpoint", &endpoint, "promote", "4"]);
+    cli(&["cluster", "--endpoint", &endpoint, "promote", "4", "--wait"]);
     let installed = metric(&fourth.metrics_addr, "pemba_raft_snapshots_installed_total");
     assert!(
         installed.is_some_and(|n| n >= 1.0),
