@@ -504,21 +504,32 @@ async fn a_full_disk_stops_its_node_and_the_others_keep_serving() {
     let first = connect(&running(&servers, 0).url()).await;
     write_schema(&first).await;
 
-    // Large writes until node 3's disk is full and it stops.
+    // Large writes until node 3's disk is full and its Raft stops; it is unready within 5 s.
     let started = Instant::now();
     let mut batch = 0;
-    let mut stopped_at = None;
-    while stopped_at.is_none() {
+    while !running(&servers, 2)
+        .log()
+        .contains("stopped on a fatal error")
+    {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "node 3 never stopped"
         );
         big_write(&first, batch).await;
         batch += 1;
-        if ready(&specs[2].metrics).is_err() {
-            stopped_at = Some(Instant::now());
-        }
     }
+    let stopped_at = Instant::now();
+    eventually(Duration::from_secs(5), "unready", || async {
+        match ready(&specs[2].metrics) {
+            Ok(()) => Err("still ready".to_string()),
+            Err(_) => Ok(()),
+        }
+    })
+    .await;
+    eprintln!(
+        "node 3 stopped after {batch} writes; unready {:?} later",
+        stopped_at.elapsed()
+    );
     let log = running(&servers, 2).log();
     assert!(log.contains("No space left on device"), "{log}");
     assert!(log.contains("restart the node"), "{log}");
@@ -561,6 +572,29 @@ async fn a_full_disk_stops_its_node_and_the_others_keep_serving() {
         .await
         .expect("answered"));
     drop(servers);
+}
+
+#[test]
+fn a_staleness_bound_shorter_than_two_heartbeats_is_refused_at_start() {
+    let root = tempfile::tempdir().expect("a temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pemba"))
+        .args([
+            "serve",
+            "--grpc-preshared-key",
+            "k",
+            "--metrics-addr",
+            "off",
+        ])
+        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--max-staleness", "150ms", "--heartbeat-interval", "100ms"])
+        .arg("--data-dir")
+        .arg(root.path())
+        .output()
+        .expect("pemba runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let expected = "--max-staleness (150ms) must be at least twice --heartbeat-interval (100ms)";
+    assert!(stderr.contains(expected), "{stderr}");
 }
 
 /// Unmounts a tmpfs when dropped.
