@@ -18,8 +18,10 @@ pemba_install_prerequisites() {
   command -v clang >/dev/null || missing+=(clang)
   compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*/libclang-[0-9]*.so*" >/dev/null \
     || missing+=(libclang-dev)
+  # The clock tests shift one node's wall clock with libfaketime.
+  compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(faketime)
   if ((${#missing[@]})); then
-    echo "installing ${missing[*]} (needed to build rocksdb)" >&2
+    echo "installing ${missing[*]} (needed to build rocksdb and run the tests)" >&2
     local sudo=""
     [[ $(id -u) -eq 0 ]] || sudo="sudo"
     $sudo apt-get update -qq >/dev/null

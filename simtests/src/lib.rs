@@ -163,6 +163,7 @@ async fn run_node(
         snapshot_every: 100,
         clock_tick: Duration::from_secs(1),
         max_staleness: Duration::from_secs(2),
+        max_clock_offset: Duration::from_millis(500),
     };
     let replica = Replica::start(
         config,

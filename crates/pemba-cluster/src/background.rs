@@ -3,14 +3,16 @@
 //! when the replica is dropped or its Raft stops.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::Fatal;
 use openraft::ServerState;
-use pemba_raft::{RaftMetrics, Request, SeededRng};
+use pemba_proto::pemba::cluster::v1 as proto;
+use pemba_raft::{NodeId, RaftMetrics, Request, SeededRng};
 use rand::Rng;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
+use crate::clock_bound::{Change, Sample};
 use crate::founding;
 use crate::leader::RETRY_PAUSE;
 use crate::replica::Replica;
@@ -21,6 +23,7 @@ pub fn spawn_all(replica: &Arc<Replica>, clock_tick: Duration) {
     tokio::spawn(name_cluster(Arc::downgrade(replica)));
     tokio::spawn(advance_clock(Arc::downgrade(replica), clock_tick));
     tokio::spawn(keep_fresh(Arc::downgrade(replica)));
+    tokio::spawn(watch_clocks(Arc::downgrade(replica)));
     tokio::spawn(report_fatal(replica.raft.metrics()));
 }
 
@@ -39,7 +42,7 @@ async fn name_cluster(replica: Weak<Replica>) {
                 return;
             }
             let leads = metrics.borrow().state == ServerState::Leader;
-            if leads {
+            if leads && !replica.clock_bound.skewed() {
                 let cluster_id = replica
                     .identity
                     .founding()
@@ -78,11 +81,13 @@ async fn advance_clock(replica: Weak<Replica>, tick: Duration) {
         if !running {
             return;
         }
-        let now = (replica.clock)();
+        let Some(now) = replica.clock_bound.stamp((replica.clock)()) else {
+            continue;
+        };
         let lag = now
             .duration_since(replica.datastore.head_time())
             .unwrap_or_default();
-        if leads && lag >= tick {
+        if leads && lag >= tick && !replica.clock_bound.skewed() {
             let ticked = replica.raft.client_write(Request::Tick { timestamp: now });
             if let Err(e) = ticked.await {
                 tracing::debug!(error = %e, "advancing the log's clock");
@@ -133,4 +138,91 @@ async fn report_fatal(mut metrics: tokio::sync::watch::Receiver<RaftMetrics>) {
             return;
         }
     }
+}
+
+/// How often a node measures the other voters' clocks.
+const CLOCK_CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How long a peer may take to tell its time.
+const CLOCK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Measures the other voters' clocks (see [`crate::clock_bound`]) and keeps a skewed node from
+/// leading: it neither elects itself nor sends heartbeats (a skewed leader also refuses writes
+/// and read indexes), so the others elect a leader with a good clock and it steps down.
+async fn watch_clocks(replica: Weak<Replica>) {
+    loop {
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        if replica.stopped().is_some() {
+            return;
+        }
+        let (voters, samples, at, own) = measure_clocks(&replica).await;
+        let change = replica.clock_bound.record(at, own, &samples, voters);
+        let skewed = replica.clock_bound.skewed();
+        let offset = replica.clock_bound.offset_seconds().unwrap_or_default();
+        match change {
+            Change::Skewed => tracing::error!(
+                offset_seconds = offset,
+                max_offset = ?replica.clock_bound.max_offset(),
+                "this node's wall clock is off the other voters' by more than --max-clock-offset: it will not lead until its clock is corrected (check NTP)"
+            ),
+            Change::Recovered => tracing::info!(
+                offset_seconds = offset,
+                "this node's wall clock is back within --max-clock-offset of the other voters'"
+            ),
+            Change::None => {}
+        }
+        let runtime = replica.raft.runtime_config();
+        runtime.elect(!skewed);
+        runtime.heartbeat(!skewed);
+        drop(replica);
+        sleep(CLOCK_CHECK_EVERY).await;
+    }
+}
+
+/// The other voters' clocks as samples, with the voter count, and this node's monotonic and
+/// wall clocks at the middle of the measurement.
+async fn measure_clocks(replica: &Replica) -> (usize, Vec<Sample>, Instant, SystemTime) {
+    let metrics = replica.metrics();
+    let membership = metrics.membership_config.membership();
+    let voters: Vec<(NodeId, String)> = membership
+        .voter_ids()
+        .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+        .collect();
+    let mut probes = tokio::task::JoinSet::new();
+    for (id, addr) in voters.iter().filter(|(id, _)| *id != replica.node_id) {
+        let Ok(mut client) = replica.peers.client(addr) else {
+            continue;
+        };
+        let request = replica
+            .peers
+            .request(proto::TimeRequest {}, CLOCK_PROBE_TIMEOUT);
+        let (clock, id) = (replica.clock.clone(), *id);
+        probes.spawn(async move {
+            let (sent, sent_wall) = (Instant::now(), clock());
+            let answer = timeout(CLOCK_PROBE_TIMEOUT, client.time(request)).await;
+            let received = Instant::now();
+            match answer {
+                Ok(Ok(time)) => {
+                    let nanos = time.into_inner().unix_nanos;
+                    let peer = match u64::try_from(nanos) {
+                        Ok(after) => UNIX_EPOCH + Duration::from_nanos(after),
+                        Err(_) => UNIX_EPOCH,
+                    };
+                    Some(Sample::measure(sent, sent_wall, received, peer))
+                }
+                _ => {
+                    tracing::debug!(peer = id, "no clock reading");
+                    None
+                }
+            }
+        });
+    }
+    let at = Instant::now();
+    let own = (replica.clock)();
+    let mut samples = Vec::new();
+    while let Some(answer) = probes.join_next().await {
+        samples.extend(answer.ok().flatten());
+    }
+    (voters.len(), samples, at, own)
 }

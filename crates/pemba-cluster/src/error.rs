@@ -26,6 +26,10 @@ pub enum LeaderRefusal {
     /// The node's Raft stopped on a fatal error.
     #[error("node {node} stopped after a fatal error")]
     Stopped { node: NodeId },
+    /// The node's wall clock is off the cluster's by more than the clock bound (it steps down),
+    /// or not yet measured against the other voters' (it records no time until it is).
+    #[error("node {node}'s clock is off the cluster's by more than --max-clock-offset, or not yet measured: it records no time in the log")]
+    ClockSkewed { node: NodeId },
 }
 
 /// Why one attempt to reach the leader failed. Calls retry (aiming at the leader named by a

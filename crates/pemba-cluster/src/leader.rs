@@ -139,9 +139,13 @@ impl Replica {
         request_id: String,
         command: WriteCommand,
     ) -> Result<WriteOutcome, LeaderRefusal> {
+        let timestamp = self.clock_bound.stamp((self.clock)());
+        let Some(timestamp) = timestamp.filter(|_| !self.clock_bound.skewed()) else {
+            return Err(LeaderRefusal::ClockSkewed { node: self.node_id });
+        };
         let request = Request::Write {
             request_id,
-            timestamp: (self.clock)(),
+            timestamp,
             command: Box::new(command),
         };
         match self.raft.client_write(request).await {
@@ -212,6 +216,11 @@ impl Replica {
 
     /// The read index, on the leader: confirmed by heartbeats to a quorum.
     pub(crate) async fn local_read_index(&self) -> Result<u64, LeaderRefusal> {
+        // A skewed leader confirms nothing: every heartbeat round would keep its followers
+        // from electing a leader with a good clock.
+        if self.clock_bound.skewed() {
+            return Err(LeaderRefusal::ClockSkewed { node: self.node_id });
+        }
         match self.raft.get_read_log_id().await {
             Ok((read_log_id, _)) => Ok(read_log_id.map_or(0, |id| id.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
@@ -256,6 +265,7 @@ pub(crate) fn refusal_to_wire(refusal: &LeaderRefusal) -> proto::LeaderRefusal {
         }
         LeaderRefusal::NoQuorum { node } => (Reason::NoQuorum, *node, 0),
         LeaderRefusal::Stopped { node } => (Reason::Stopped, *node, 0),
+        LeaderRefusal::ClockSkewed { node } => (Reason::ClockSkewed, *node, 0),
     };
     proto::LeaderRefusal {
         reason: reason as i32,
@@ -271,6 +281,7 @@ pub(crate) fn refusal_from_wire(refusal: &proto::LeaderRefusal) -> LeaderRefusal
     match Reason::try_from(refusal.reason) {
         Ok(Reason::NoQuorum) => LeaderRefusal::NoQuorum { node },
         Ok(Reason::Stopped) => LeaderRefusal::Stopped { node },
+        Ok(Reason::ClockSkewed) => LeaderRefusal::ClockSkewed { node },
         _ => LeaderRefusal::NotLeader {
             node,
             leader: (refusal.leader_id != 0).then_some(refusal.leader_id),
@@ -295,6 +306,7 @@ mod tests {
             },
             LeaderRefusal::NoQuorum { node: 1 },
             LeaderRefusal::Stopped { node: 4 },
+            LeaderRefusal::ClockSkewed { node: 5 },
         ] {
             assert_eq!(refusal_from_wire(&refusal_to_wire(&refusal)), refusal);
         }

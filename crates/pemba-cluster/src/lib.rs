@@ -19,6 +19,7 @@
 
 mod auth;
 mod background;
+mod clock_bound;
 mod dialer;
 mod error;
 mod founding;

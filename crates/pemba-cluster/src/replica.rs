@@ -15,6 +15,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::auth::ClusterSecret;
 use crate::background;
+use crate::clock_bound::ClockBound;
 use crate::dialer::Dialer;
 use crate::error::ClusterError;
 use crate::freshness::Freshness;
@@ -52,13 +53,16 @@ pub struct ReplicaConfig {
     /// every write the cluster committed this long before the read arrived, or not at all
     /// (see [`crate::freshness`]).
     pub max_staleness: Duration,
+    /// How far this node's wall clock may stray from the other voters' before it stops leading
+    /// (see [`crate::clock_bound`]).
+    pub max_clock_offset: Duration,
 }
 
 /// A wall clock (injected, so simulations control it).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Raft figures for metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplicaStatus {
     pub term: u64,
     pub leader_id: Option<NodeId>,
@@ -73,6 +77,10 @@ pub struct ReplicaStatus {
     /// How old this node's newest confirmation by a leader's quorum is: the staleness of a read
     /// served now (none before the first).
     pub staleness: Option<Duration>,
+    /// This node's wall clock minus the cluster's, in seconds, as last measured.
+    pub clock_offset: Option<f64>,
+    /// Whether this node's clock is out of the clock bound (it does not lead).
+    pub clock_skewed: bool,
 }
 
 /// One node of a cluster.
@@ -84,6 +92,7 @@ pub struct Replica {
     pub(crate) peers: Arc<Peers>,
     pub(crate) clock: Clock,
     pub(crate) freshness: Freshness,
+    pub(crate) clock_bound: ClockBound,
     pub(crate) identity: Arc<Identity>,
     /// Unique to this process: request ids are `<prefix>-<counter>`.
     request_prefix: String,
@@ -156,6 +165,7 @@ impl Replica {
             peers,
             clock,
             freshness: Freshness::new(config.max_staleness),
+            clock_bound: ClockBound::new(config.max_clock_offset),
             identity: Arc::new(identity),
             request_prefix: format!("{}-{nonce:016x}", config.node_id),
             request_counter: AtomicU64::new(0),
@@ -370,6 +380,8 @@ impl Replica {
             snapshots_built: counts.built,
             snapshots_installed: counts.installed,
             staleness: self.freshness.age(),
+            clock_offset: self.clock_bound.offset_seconds(),
+            clock_skewed: self.clock_bound.skewed(),
         }
     }
 }

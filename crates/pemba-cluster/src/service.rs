@@ -129,6 +129,18 @@ impl Cluster for PeerService {
         Ok(Response::new(self.replica.describe()))
     }
 
+    async fn time(
+        &self,
+        _request: Request<proto::TimeRequest>,
+    ) -> Result<Response<proto::TimeResponse>, Status> {
+        let now = (self.replica.clock)();
+        let unix_nanos = match now.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+            Err(before) => -i64::try_from(before.duration().as_nanos()).unwrap_or(i64::MAX),
+        };
+        Ok(Response::new(proto::TimeResponse { unix_nanos }))
+    }
+
     async fn bootstrap(
         &self,
         request: Request<proto::BootstrapRequest>,

@@ -183,6 +183,7 @@ async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
             snapshot_every: 1000,
             clock_tick: Duration::from_secs(1),
             max_staleness: MAX_STALENESS,
+            max_clock_offset: Duration::from_millis(500),
         };
         let dialer = PartitionableDialer {
             from: id,

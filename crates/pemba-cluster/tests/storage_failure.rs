@@ -76,6 +76,7 @@ async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
         snapshot_every: 1000,
         clock_tick: Duration::from_secs(1),
         max_staleness: Duration::from_secs(2),
+        max_clock_offset: Duration::from_millis(500),
     };
     let replica = Replica::start(
         config,

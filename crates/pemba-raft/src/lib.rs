@@ -18,7 +18,9 @@ mod state_machine;
 pub use log_store::{LogBackend, LogBackendError, LogStore, MemoryLog};
 pub use request::{Rejection, RejectionKind, Request, WriteOutcome, Written};
 pub use runtime::{seed_randomness, PembaRuntime, SeededRng};
-pub use state_machine::{SnapshotCounts, StateMachine, StateMachineError, DEDUPLICATION_WINDOW};
+pub use state_machine::{
+    SnapshotCounts, StateMachine, StateMachineError, DEDUPLICATION_ENTRIES, DEDUPLICATION_WINDOW,
+};
 
 openraft::declare_raft_types!(
     /// Pemba's Raft types: requests are writes, responses their outcomes, nodes are addressed by

@@ -3,8 +3,9 @@
 //! Each entry is applied with its log index as the revision. The datastore persists, in the same
 //! atomic synced step as the entry's data, this machine's own state in its sidecar: the last
 //! applied log id with the membership, the cluster id, and the outcome of every write request
-//! of the last [`DEDUPLICATION_WINDOW`] of log time (so a retried request is answered from its
-//! record instead of being applied twice). A snapshot is the datastore's whole image, sidecar
+//! of the last [`DEDUPLICATION_WINDOW`] of log time and of the last [`DEDUPLICATION_ENTRIES`]
+//! log entries, whichever keeps it longer (so a retried request is answered from its record
+//! instead of being applied twice, even if the log's time jumped). A snapshot is the datastore's whole image, sidecar
 //! included, so a replica that installs one de-duplicates exactly as the others do.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -25,12 +26,18 @@ use thiserror::Error;
 use crate::request::{Rejection, Request, WriteOutcome, Written};
 use crate::{NodeId, TypeConfig};
 
-/// How long (in log time) a write request's outcome is remembered for de-duplication.
+/// How long (in log time) a write request's outcome is remembered for de-duplication, at least.
 pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(120);
+/// How many log entries a write request's outcome is remembered for, at least: a retry within
+/// that many entries is de-duplicated whatever the log's time did meanwhile.
+pub const DEDUPLICATION_ENTRIES: u64 = 100_000;
 
 const APPLIED_KEY: &[u8] = b"raft/applied";
 const CLUSTER_ID_KEY: &[u8] = b"raft/cluster-id";
+/// Request records without their log position (written by earlier versions).
 const REQUEST_PREFIX: &[u8] = b"raft/request/";
+/// Request records with their log position.
+const POSITIONED_REQUEST_PREFIX: &[u8] = b"raft/request-at/";
 
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 
@@ -63,10 +70,18 @@ struct AppliedRecord {
     last_timestamp: Option<SystemTime>,
 }
 
-/// A remembered write request.
+/// A remembered write request, as earlier versions wrote it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RequestRecord {
     timestamp: SystemTime,
+    outcome: WriteOutcome,
+}
+
+/// A remembered write request with the log position it was applied at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PositionedRecord {
+    timestamp: SystemTime,
+    index: u64,
     outcome: WriteOutcome,
 }
 
@@ -76,8 +91,9 @@ struct Applied {
     record: AppliedRecord,
     cluster_id: Option<String>,
     requests: BTreeMap<String, WriteOutcome>,
-    /// Request ids by the time they were applied, oldest first, for expiry.
-    request_times: VecDeque<(SystemTime, String)>,
+    /// Request ids with the log position and time they were applied at, oldest first, for
+    /// expiry.
+    request_times: VecDeque<(u64, SystemTime, String)>,
 }
 
 impl Applied {
@@ -100,7 +116,16 @@ impl Applied {
             };
             let id = String::from_utf8_lossy(id).into_owned();
             let record: RequestRecord = decode(value)?;
-            times.push((record.timestamp, id.clone()));
+            times.push((0, record.timestamp, id.clone()));
+            applied.requests.insert(id, record.outcome);
+        }
+        for (key, value) in sidecar.range(POSITIONED_REQUEST_PREFIX.to_vec()..) {
+            let Some(id) = key.strip_prefix(POSITIONED_REQUEST_PREFIX) else {
+                break;
+            };
+            let id = String::from_utf8_lossy(id).into_owned();
+            let record: PositionedRecord = decode(value)?;
+            times.push((record.index, record.timestamp, id.clone()));
             applied.requests.insert(id, record.outcome);
         }
         times.sort();
@@ -110,7 +135,12 @@ impl Applied {
 }
 
 fn request_key(id: &str) -> Vec<u8> {
-    [REQUEST_PREFIX, id.as_bytes()].concat()
+    [POSITIONED_REQUEST_PREFIX, id.as_bytes()].concat()
+}
+
+/// The keys a request's record may be under (either version's).
+fn request_keys(id: &str) -> [Vec<u8>; 2] {
+    [[REQUEST_PREFIX, id.as_bytes()].concat(), request_key(id)]
 }
 
 /// How many snapshots this replica built and installed since it started.
@@ -223,18 +253,19 @@ impl StateMachine {
             }
         }
         let timestamp = record.last_timestamp.unwrap_or(SystemTime::UNIX_EPOCH);
-        // Forget requests that left the de-duplication window.
+        // Forget requests that left the de-duplication window in both log time and position.
         let cutoff = timestamp.checked_sub(DEDUPLICATION_WINDOW);
         let mut expired = Vec::new();
-        while let Some((time, _)) = applied.request_times.front() {
-            if cutoff.is_none_or(|cutoff| *time >= cutoff) {
+        while let Some((at, time, _)) = applied.request_times.front() {
+            let recent =
+                cutoff.is_none_or(|cutoff| *time >= cutoff) || at + DEDUPLICATION_ENTRIES > index;
+            if recent {
                 break;
             }
-            let (_, id) = applied.request_times.pop_front().expect("front exists");
-            sidecar.push(SidecarUpdate {
-                key: request_key(&id),
-                value: None,
-            });
+            let (_, _, id) = applied.request_times.pop_front().expect("front exists");
+            for key in request_keys(&id) {
+                sidecar.push(SidecarUpdate { key, value: None });
+            }
             expired.push(id);
         }
         for id in &expired {
@@ -264,8 +295,9 @@ impl StateMachine {
                         }),
                         Err(e) => Err(Rejection::from(e)),
                     };
-                    let remembered = RequestRecord {
+                    let remembered = PositionedRecord {
                         timestamp,
+                        index,
                         outcome: answer.clone(),
                     };
                     if let Ok(bytes) = encode(&remembered) {
@@ -285,7 +317,7 @@ impl StateMachine {
                 let outcome = outcome.expect("the sidecar closure always runs");
                 applied
                     .request_times
-                    .push_back((timestamp, request_id.clone()));
+                    .push_back((index, timestamp, request_id.clone()));
                 applied.requests.insert(request_id, outcome.clone());
                 outcome
             }

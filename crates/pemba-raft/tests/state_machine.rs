@@ -120,19 +120,37 @@ async fn a_retried_request_is_applied_once_even_after_a_snapshot() {
 }
 
 #[tokio::test]
-async fn request_records_expire_after_the_window_of_log_time() {
+async fn request_records_expire_after_the_window_of_log_time_and_of_log_entries() {
     let (mut machine, _) = new_machine();
     let window = pemba_raft::DEDUPLICATION_WINDOW.as_secs();
+    let entries = pemba_raft::DEDUPLICATION_ENTRIES;
     machine
         .apply([
             write(1, "old", 10, schema()),
-            // Long after: the old record is gone, so the same id is a new request.
-            write(2, "later", 10 + window + 1, schema()),
-            write(3, "old", 10 + window + 2, schema()),
+            // Long after in both time and position: the old record is gone, so the same id is
+            // a new request.
+            write(1 + entries, "later", 10 + window + 1, schema()),
+            write(2 + entries, "old", 10 + window + 2, schema()),
         ])
         .await
-        .map(|outcomes| assert_eq!(outcomes[2], written(3)))
+        .map(|outcomes| assert_eq!(outcomes[2], written(2 + entries)))
         .expect("applied");
+}
+
+#[tokio::test]
+async fn a_retry_after_a_jump_of_the_log_time_is_still_applied_once() {
+    let (mut machine, _) = new_machine();
+    let window = pemba_raft::DEDUPLICATION_WINDOW.as_secs();
+    let outcomes = machine
+        .apply([
+            write(1, "retried", 10, schema()),
+            // A leader whose clock is far ahead: log time leaps past the window at once.
+            write(2, "other", 10 + 10 * window, schema()),
+            write(3, "retried", 10 + 10 * window, schema()),
+        ])
+        .await
+        .expect("applied");
+    assert_eq!(outcomes[2], written(1), "the retry was applied again");
 }
 
 fn tick(index: u64, seconds: u64) -> Entry<TypeConfig> {

@@ -270,6 +270,7 @@ mod tests {
             snapshot_every: 1000,
             clock_tick: Duration::from_secs(1),
             max_staleness: Duration::from_secs(5),
+            max_clock_offset: Duration::from_millis(500),
         };
         let replica = Replica::start(
             config,

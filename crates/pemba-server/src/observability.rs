@@ -348,6 +348,16 @@ fn render_replica(out: &mut String, replica: &ReplicaStatus) {
         out,
         "# HELP pemba_read_staleness_seconds How old this node's newest confirmation by a leader's quorum is: the most a read without a token answered here now can lag the cluster (+Inf before the first).\n# TYPE pemba_read_staleness_seconds gauge\npemba_read_staleness_seconds {staleness}"
     );
+    let offset = replica.clock_offset.unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "# HELP pemba_clock_offset_seconds This node's wall clock minus the cluster's (the voters' median), as last measured.\n# TYPE pemba_clock_offset_seconds gauge\npemba_clock_offset_seconds {offset}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP pemba_clock_skewed 1 while this node's clock is off the other voters' by more than --max-clock-offset (it does not lead).\n# TYPE pemba_clock_skewed gauge\npemba_clock_skewed {}",
+        u8::from(replica.clock_skewed)
+    );
     out.push_str("# HELP pemba_raft_replication_lag Entries a follower lacks of the leader's log (leader only).\n");
     out.push_str("# TYPE pemba_raft_replication_lag gauge\n");
     for (follower, lag) in &replica.replication_lag {

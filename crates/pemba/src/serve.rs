@@ -85,9 +85,15 @@ pub struct ServeArgs {
     snapshot_every: u64,
     /// How far the log's time may lag the leader's clock before the leader records its time in
     /// the log. Reads at a revision judge expirations at the revision's recorded time, so
-    /// expiring relationships disappear at most about this late, on every node alike.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    /// expiring relationships disappear at most this plus --max-clock-offset late, on every
+    /// node alike.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     clock_tick: Duration,
+    /// How far this node's wall clock may differ from the other voters' before it stops leading
+    /// (and steps down if it leads). The log's time, which decides expirations, comes from the
+    /// leader's clock, held within this of the majority's.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, env = "PEMBA_MAX_CLOCK_OFFSET")]
+    max_clock_offset: Duration,
     /// How stale a read without a ZedToken (minimize_latency, or no consistency) may be: it is
     /// answered at a revision that includes every write the cluster committed this long before
     /// the read arrived, or fails with UNAVAILABLE (a node cut off from its cluster stops
@@ -157,13 +163,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-/// Every `interval`, drops history older than `window`.
+/// Every `interval`, drops history older than `window` before the log's time (never this
+/// node's own clock: every node collects by the same time, whatever its clock says).
 fn spawn_garbage_collection(datastore: Arc<Datastore>, window: Duration, interval: Duration) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
         loop {
             ticker.tick().await;
-            match datastore.collect_garbage(SystemTime::now(), window) {
+            match datastore.collect_garbage(datastore.head_time(), window) {
                 Ok(horizon) => tracing::debug!(horizon, "garbage collection done"),
                 Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
             }
@@ -233,6 +240,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         snapshot_every: args.snapshot_every,
         clock_tick: args.clock_tick,
         max_staleness: args.max_staleness,
+        max_clock_offset: args.max_clock_offset,
     };
     let replica = Replica::start(
         config,

@@ -57,6 +57,17 @@ impl Server {
         port: u16,
         extra: &[String],
     ) -> Server {
+        Self::start_with_env(data_dir, metrics_addr, port, extra, &[])
+    }
+
+    /// Like [`Server::start_with_args`], with `env` added to the process environment.
+    pub fn start_with_env(
+        data_dir: &Path,
+        metrics_addr: &str,
+        port: u16,
+        extra: &[String],
+        env: &[(String, String)],
+    ) -> Server {
         let addr: SocketAddr = format!("127.0.0.1:{port}")
             .parse()
             .expect("a socket address");
@@ -80,6 +91,7 @@ impl Server {
             ])
             .arg(data_dir)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("PEMBA_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
