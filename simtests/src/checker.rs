@@ -317,6 +317,10 @@ pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> 
         }
     }
 
+    violations.extend(refused_writes_left_no_trace(events, &history));
+    violations.extend(reads_see_what_completed_before_them(events));
+    violations.extend(log_time_follows_real_time(events, &model));
+
     // On each node, a read that starts after another ended is not evaluated at an older revision.
     let mut by_node: BTreeMap<usize, Vec<(std::time::Duration, std::time::Duration, Revision)>> =
         BTreeMap::new();
@@ -352,4 +356,208 @@ pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> 
         }
     }
     violations
+}
+
+/// Failures that say a write was not applied; any other failure (UNAVAILABLE, a deadline, a
+/// broken connection) leaves its fate unknown.
+fn definite(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        InvalidArgument
+            | FailedPrecondition
+            | AlreadyExists
+            | NotFound
+            | OutOfRange
+            | PermissionDenied
+            | Unauthenticated
+            | ResourceExhausted
+    )
+}
+
+/// The change a write makes to the history, as the history names it.
+fn change_of(update: Update, relationship: &Relationship) -> (Update, String) {
+    match update {
+        Update::Create | Update::Touch => (Update::Touch, relationship.to_string()),
+        Update::Delete => (Update::Delete, key_text(relationship)),
+    }
+}
+
+/// A write answered with a definite failure is not in the history (checked where no other
+/// write asked for the same change: every create, and touches and deletes nobody repeated).
+fn refused_writes_left_no_trace(
+    events: &[Event],
+    history: &[(Revision, Vec<Change>)],
+) -> Vec<String> {
+    let mut asked: BTreeMap<(Update, String), usize> = BTreeMap::new();
+    for event in events {
+        if let Event::Write {
+            update,
+            relationship,
+            ..
+        } = event
+        {
+            *asked.entry(change_of(*update, relationship)).or_default() += 1;
+        }
+    }
+    let made: BTreeMap<(Update, String), Revision> = history
+        .iter()
+        .flat_map(|(revision, changes)| {
+            changes.iter().map(move |change| {
+                let named = match change {
+                    Change::Touch(r) => (Update::Touch, r.to_string()),
+                    Change::Delete(r) => (Update::Delete, key_text(r)),
+                };
+                (named, *revision)
+            })
+        })
+        .collect();
+    let mut violations = Vec::new();
+    for event in events {
+        let Event::Write {
+            update,
+            relationship,
+            result: Err(code),
+            ..
+        } = event
+        else {
+            continue;
+        };
+        let change = change_of(*update, relationship);
+        if !definite(*code) || asked.get(&change) != Some(&1) || *code == tonic::Code::AlreadyExists
+        {
+            continue;
+        }
+        if let Some(revision) = made.get(&change) {
+            violations.push(format!(
+                "a write answered {code:?} was applied anyway, at revision {revision}: {event}"
+            ));
+        }
+    }
+    violations
+}
+
+/// What the operations that completed by each point in time had seen: (end, revision), in order
+/// of end, with the running maximum.
+fn seen_by(events: &[Event]) -> Vec<(std::time::Duration, Revision)> {
+    let mut seen: Vec<(std::time::Duration, Revision)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Write {
+                end, result: Ok(r), ..
+            } => Some((*end, *r)),
+            Event::Check {
+                end,
+                result: Ok((_, r)),
+                ..
+            } => Some((*end, *r)),
+            _ => None,
+        })
+        .collect();
+    seen.sort();
+    let mut newest = 0;
+    for entry in &mut seen {
+        newest = newest.max(entry.1);
+        entry.1 = newest;
+    }
+    seen
+}
+
+/// The newest revision any operation that completed before `at` had seen.
+fn newest_seen_before(
+    seen: &[(std::time::Duration, Revision)],
+    at: std::time::Duration,
+) -> Revision {
+    let completed = seen.partition_point(|(end, _)| *end < at);
+    completed.checked_sub(1).map_or(0, |i| seen[i].1)
+}
+
+/// A `fully_consistent` read is not older than anything completed before it began (a write or
+/// a read, on any node); a read without a token (or with one) is not older than anything
+/// completed the staleness bound before it began.
+fn reads_see_what_completed_before_them(events: &[Event]) -> Vec<String> {
+    let seen = seen_by(events);
+    let mut violations = Vec::new();
+    for event in events {
+        let Event::Check {
+            start,
+            consistency,
+            result: Ok((_, checked_at)),
+            ..
+        } = event
+        else {
+            continue;
+        };
+        let (before, what) = match consistency {
+            Consistency::FullyConsistent => (*start, "began"),
+            Consistency::MinimizeLatency | Consistency::AtLeastAsFresh(_) => (
+                start.saturating_sub(crate::MAX_STALENESS),
+                "began, less the staleness bound",
+            ),
+            Consistency::AtExactSnapshot(_) => continue,
+        };
+        let newest = newest_seen_before(&seen, before);
+        if *checked_at < newest {
+            violations.push(format!(
+                "a read at revision {checked_at} missed revision {newest}, seen by an operation that completed before it {what}: {event}"
+            ));
+        }
+    }
+    violations
+}
+
+/// How much measurement uncertainty and latency the clock checks allow beyond the bounds.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The log's time stays within the clock bound of real time: an acknowledged write's revision
+/// is stamped within the bound of the real time it was in flight; a `fully_consistent` read
+/// is evaluated at a time no older than the clock bound plus a clock tick before it began (so
+/// expirations take effect within that bound).
+fn log_time_follows_real_time(events: &[Event], model: &Model) -> Vec<String> {
+    let bound = crate::MAX_CLOCK_OFFSET + CLOCK_SLACK;
+    let mut violations = Vec::new();
+    for event in events {
+        match event {
+            Event::Write {
+                start,
+                end,
+                result: Ok(revision),
+                ..
+            } => {
+                let time = model.time(*revision);
+                let earliest = crate::real_time(*start) - bound;
+                let latest = crate::real_time(*end) + bound;
+                if time < earliest || time > latest {
+                    violations.push(format!(
+                        "the log's time at revision {revision} is {} s off the real time of the write: {event}",
+                        offset_seconds(time, crate::real_time(*start))
+                    ));
+                }
+            }
+            Event::Check {
+                start,
+                consistency: Consistency::FullyConsistent,
+                result: Ok((_, checked_at)),
+                ..
+            } => {
+                let time = model.time(*checked_at);
+                if time < crate::real_time(*start) - bound - crate::CLOCK_TICK {
+                    violations.push(format!(
+                        "a fully consistent read judged expirations at a time {} s before it began: {event}",
+                        -offset_seconds(time, crate::real_time(*start))
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    violations
+}
+
+/// `a − b` in seconds.
+fn offset_seconds(a: SystemTime, b: SystemTime) -> f64 {
+    match a.duration_since(b) {
+        Ok(ahead) => ahead.as_secs_f64(),
+        Err(behind) => -behind.duration().as_secs_f64(),
+    }
 }

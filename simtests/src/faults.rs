@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::ClockOffset;
 
 /// One fault, healed by a later [`Fault::Heal`].
 #[derive(Debug, Clone)]
@@ -20,6 +24,10 @@ pub enum Fault {
     Latency(Duration),
     /// Links between nodes flap: each drops for a while at random (rate per tick).
     Flaky(f64),
+    /// A node's wall clock jumps by this many milliseconds (forward or back) from real time.
+    ClockJump(usize, i64),
+    /// The current leader's wall clock jumps, whichever node it is.
+    LeaderClockJump(i64),
     /// Undo everything: repair links, restart stopped nodes, restore latency.
     Heal,
 }
@@ -30,8 +38,10 @@ pub fn schedule(seed: u64, nodes: usize, until: Duration) -> Vec<(Duration, Faul
     let mut schedule = Vec::new();
     let mut at = Duration::from_millis(rng.gen_range(1500..3000));
     while at + Duration::from_secs(1) < until {
-        let fault = match rng.gen_range(0..6) {
+        let fault = match rng.gen_range(0..8) {
             0 => Fault::Partition(rng.gen_range(0..nodes)),
+            6 => Fault::ClockJump(rng.gen_range(0..nodes), clock_jump(&mut rng)),
+            7 => Fault::LeaderClockJump(clock_jump(&mut rng)),
             1 => {
                 let from = rng.gen_range(0..nodes);
                 let to = (from + rng.gen_range(1..nodes)) % nodes;
@@ -51,12 +61,25 @@ pub fn schedule(seed: u64, nodes: usize, until: Duration) -> Vec<(Duration, Faul
     schedule
 }
 
+/// A clock jump: within the clock bound as often as beyond it, forward or back, up to 120 s.
+fn clock_jump(rng: &mut ChaCha8Rng) -> i64 {
+    let millis = match rng.gen_bool(0.5) {
+        true => rng.gen_range(50..450),
+        false => rng.gen_range(1_000..120_000),
+    };
+    match rng.gen_bool(0.5) {
+        true => millis,
+        false => -millis,
+    }
+}
+
 impl Fault {
     /// Injects the fault; returns what was done.
     pub fn inject(
         &self,
         sim: &mut turmoil::Sim<'_>,
         nodes: &[String],
+        clocks: &[Arc<ClockOffset>],
         leader: Option<usize>,
     ) -> String {
         match self {
@@ -75,8 +98,16 @@ impl Fault {
                 format!("crash {}", nodes[*node])
             }
             Fault::IsolateLeader => match leader {
-                Some(leader) => Fault::Partition(leader).inject(sim, nodes, None),
+                Some(leader) => Fault::Partition(leader).inject(sim, nodes, clocks, None),
                 None => "isolate the leader: none known".into(),
+            },
+            Fault::ClockJump(node, millis) => {
+                clocks[*node].set(*millis);
+                format!("clock of {} off by {millis} ms", nodes[*node])
+            }
+            Fault::LeaderClockJump(millis) => match leader {
+                Some(leader) => Fault::ClockJump(leader, *millis).inject(sim, nodes, clocks, None),
+                None => "leader's clock jump: no leader known".into(),
             },
             Fault::Latency(latency) => {
                 sim.set_max_message_latency(*latency);
@@ -92,6 +123,9 @@ impl Fault {
             }
             Fault::Heal => {
                 heal(sim, nodes);
+                for clock in clocks {
+                    clock.set(0);
+                }
                 "heal".into()
             }
         }

@@ -30,6 +30,21 @@ pub use history::Event;
 const API_PORT: u16 = 50051;
 const CLUSTER_PORT: u16 = 50053;
 const SECRET: &str = "simulation-secret";
+/// The nodes' staleness bound, clock bound and clock tick (the checker holds them to these).
+pub const MAX_STALENESS: Duration = Duration::from_secs(2);
+pub const MAX_CLOCK_OFFSET: Duration = Duration::from_millis(500);
+pub const CLOCK_TICK: Duration = Duration::from_millis(500);
+
+/// A deliberate bug a run may be built with, to prove the checker catches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Broken {
+    #[default]
+    None,
+    /// Followers serve `at_least_as_fresh` without waiting for the token (New Enemy).
+    IgnoreTokens,
+    /// Nodes lead and stamp the log with their own clock, however far off.
+    IgnoreClockBound,
+}
 
 /// One simulation run.
 #[derive(Debug, Clone)]
@@ -47,7 +62,7 @@ pub struct Config {
     /// Inject faults (off: a calm run).
     pub faults: bool,
     /// The deliberate bug to run with, if any (to prove the checker catches it).
-    pub broken: bool,
+    pub broken: Broken,
 }
 
 impl Config {
@@ -60,7 +75,7 @@ impl Config {
             faulty: Duration::from_secs(12),
             healing: Duration::from_secs(10),
             faults: true,
-            broken: false,
+            broken: Broken::None,
         }
     }
 }
@@ -124,34 +139,61 @@ impl Outcome {
     }
 }
 
-/// A node's durable storage, which outlives crashes, and its current incarnation.
+/// A node's durable storage, which outlives crashes, its wall clock's offset from real
+/// (simulated) time, and its current incarnation.
 #[derive(Default)]
 struct NodeState {
     persistence: MemoryPersistence,
     log: MemoryLog,
+    clock_offset: Arc<ClockOffset>,
     current: Mutex<Option<(Arc<Datastore>, Arc<Replica>)>>,
+}
+
+/// How far a node's wall clock is off real time, in milliseconds (a fault sets it).
+#[derive(Debug, Default)]
+pub struct ClockOffset(std::sync::atomic::AtomicI64);
+
+impl ClockOffset {
+    pub fn set(&self, millis: i64) {
+        self.0.store(millis, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn millis(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 fn host(index: usize) -> String {
     format!("node{}", index + 1)
 }
 
-/// Simulated wall time: a fixed epoch plus simulated time elapsed.
+/// Real (simulated) wall time: a fixed epoch plus simulated time elapsed.
 fn simulated_now() -> SystemTime {
-    SystemTime::UNIX_EPOCH
-        + Duration::from_secs(1_800_000_000)
-        + turmoil::sim_elapsed().unwrap_or_default()
+    real_time(turmoil::sim_elapsed().unwrap_or_default())
 }
 
-fn clock() -> pemba_cluster::Clock {
-    Arc::new(simulated_now)
+/// The real wall time `elapsed` into the simulation.
+pub fn real_time(elapsed: Duration) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000) + elapsed
+}
+
+/// A node's wall clock: real time, off by its offset.
+fn clock(offset: Arc<ClockOffset>) -> pemba_cluster::Clock {
+    Arc::new(move || {
+        let millis = offset.millis();
+        let shift = Duration::from_millis(millis.unsigned_abs());
+        match millis >= 0 {
+            true => simulated_now() + shift,
+            false => simulated_now() - shift,
+        }
+    })
 }
 
 async fn run_node(
     index: usize,
     state: Arc<NodeState>,
     members: BTreeMap<u64, String>,
-    broken: bool,
+    broken: Broken,
 ) -> turmoil::Result {
     let datastore = Arc::new(Datastore::open(Box::new(state.persistence.clone()))?);
     let config = ReplicaConfig {
@@ -161,18 +203,21 @@ async fn run_node(
         heartbeat_interval: Duration::from_millis(100),
         election_timeout: Duration::from_millis(500),
         snapshot_every: 100,
-        clock_tick: Duration::from_secs(1),
-        max_staleness: Duration::from_secs(2),
-        max_clock_offset: Duration::from_millis(500),
+        clock_tick: CLOCK_TICK,
+        max_staleness: MAX_STALENESS,
+        max_clock_offset: MAX_CLOCK_OFFSET,
     };
     let replica = Replica::start(
         config,
         state.log.clone(),
         datastore.clone(),
         Arc::new(net::TurmoilDialer),
-        clock(),
+        clock(state.clock_offset.clone()),
     )
     .await?;
+    replica.inject(pemba_cluster::Faults {
+        ignore_clock_bound: broken == Broken::IgnoreClockBound,
+    });
     *state.current.lock() = Some((datastore.clone(), replica.clone()));
     let peers = turmoil::net::TcpListener::bind(("0.0.0.0", CLUSTER_PORT)).await?;
     let api = turmoil::net::TcpListener::bind(("0.0.0.0", API_PORT)).await?;
@@ -182,7 +227,7 @@ async fn run_node(
         let _ = pemba_cluster::serve_peers(serving, SECRET, incoming, std::future::pending()).await;
     });
     let mut node = Node::new(datastore, replica, Limits::default());
-    node.faults.ignore_consistency_tokens = broken;
+    node.faults.ignore_consistency_tokens = broken == Broken::IgnoreTokens;
     let options = ServeOptions {
         preshared_keys: vec![workload::KEY.into()],
         tls: None,
@@ -317,6 +362,7 @@ pub fn run(config: &Config) -> Outcome {
         Vec::new()
     };
     let hosts: Vec<String> = (0..all).map(host).collect();
+    let clocks: Vec<Arc<ClockOffset>> = states.iter().map(|s| s.clock_offset.clone()).collect();
     let mut injected = Vec::new();
     let mut violations = Vec::new();
     let mut pending = schedule.into_iter().peekable();
@@ -334,7 +380,7 @@ pub fn run(config: &Config) -> Outcome {
             });
             injected.push(format!(
                 "[{at:?}] {}",
-                fault.inject(&mut sim, &hosts, leader)
+                fault.inject(&mut sim, &hosts, &clocks, leader)
             ));
         }
         match sim.step() {

@@ -6,7 +6,7 @@
 //! run's trace. Build with
 //! `RUSTFLAGS="--cfg tokio_unstable"` (as `.ci/test` does) so tokio's own randomness is seeded.
 
-use pemba_simtests::{run, Config, Stats};
+use pemba_simtests::{run, Broken, Config, Stats};
 
 /// A run's configuration: `SIM_SECONDS` sets how long the faulty phase lasts (default 12).
 fn config(seed: u64) -> Config {
@@ -89,16 +89,26 @@ fn a_seed_replays_exactly() {
 
 #[test]
 fn the_checker_catches_followers_that_ignore_tokens() {
-    for seed in 0..10 {
+    caught_within(Broken::IgnoreTokens, 10, "stale read");
+}
+
+/// Runs seeds with `broken` until a violation mentioning `symptom` shows; fails after `seeds`.
+fn caught_within(broken: Broken, seeds: u64, symptom: &str) {
+    for seed in 0..seeds {
         let config = Config {
-            broken: true,
+            broken,
             ..config(seed)
         };
         let outcome = run(&config);
-        if outcome.violations.iter().any(|v| v.contains("stale read")) {
-            eprintln!("caught at seed {seed}");
+        if let Some(violation) = outcome.violations.iter().find(|v| v.contains(symptom)) {
+            eprintln!("{broken:?} caught at seed {seed}: {violation}");
             return;
         }
     }
-    panic!("ten seeds ran with followers ignoring tokens and the checker saw nothing");
+    panic!("{seeds} seeds ran with {broken:?} and the checker saw no \"{symptom}\"");
+}
+
+#[test]
+fn the_checker_catches_a_leader_that_ignores_the_clock_bound() {
+    caught_within(Broken::IgnoreClockBound, 50, "off the real time");
 }

@@ -77,6 +77,9 @@ struct State {
 pub struct ClockBound {
     max_offset: Duration,
     state: Mutex<State>,
+    /// The deliberate bug: never skewed, stamps with the node's own clock.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) ignored: std::sync::atomic::AtomicBool,
 }
 
 /// What a measurement changed.
@@ -94,6 +97,8 @@ impl ClockBound {
         Self {
             max_offset,
             state: Mutex::new(State::default()),
+            #[cfg(feature = "fault-injection")]
+            ignored: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -142,6 +147,10 @@ impl ClockBound {
 
     /// Whether this node's clock is out of bounds (as last measured).
     pub fn skewed(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if self.ignored.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
         self.state.lock().skewed
     }
 
@@ -158,6 +167,10 @@ impl ClockBound {
     /// measurement (a leader then records no time at all: its clock is not yet known to be
     /// right).
     pub fn stamp(&self, own: SystemTime) -> Option<SystemTime> {
+        #[cfg(feature = "fault-injection")]
+        if self.ignored.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some(own);
+        }
         let (at, cluster) = self.state.lock().reference?;
         let now = cluster + at.elapsed();
         let earliest = now

@@ -121,8 +121,9 @@ impl Replica {
                         .map_err(|status| self.unreachable(id, &addr, status))?,
                 };
                 let (mut client, remaining) = self.peer_client(id, &addr, deadline)?;
+                let attempt = remaining.min(self.attempt_timeout);
                 let answer = client
-                    .forward_write(self.peers.request(payload, remaining))
+                    .forward_write(self.peers.request(payload, attempt))
                     .await
                     .map_err(|status| self.unreachable(id, &addr, status))?;
                 let outcome: Result<WriteOutcome, LeaderRefusal> =
@@ -201,8 +202,9 @@ impl Replica {
             Target::Here => Ok(self.local_read_index().await?),
             Target::Peer { id, addr } => {
                 let (mut client, remaining) = self.peer_client(id, &addr, deadline)?;
+                let attempt = remaining.min(self.attempt_timeout);
                 let answer = client
-                    .read_index(self.peers.request(proto::ReadIndexRequest {}, remaining))
+                    .read_index(self.peers.request(proto::ReadIndexRequest {}, attempt))
                     .await
                     .map_err(|status| self.unreachable(id, &addr, status))?
                     .into_inner();
@@ -222,7 +224,10 @@ impl Replica {
             return Err(LeaderRefusal::ClockSkewed { node: self.node_id });
         }
         match self.raft.get_read_log_id().await {
-            Ok((read_log_id, _)) => Ok(read_log_id.map_or(0, |id| id.index)),
+            Ok((read_log_id, _)) => {
+                let index = read_log_id.map_or(0, |id| id.index);
+                Ok(index.max(self.current_time_index().await?))
+            }
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
                 Err(LeaderRefusal::NotLeader {
                     node: self.node_id,
@@ -233,6 +238,38 @@ impl Replica {
                 Err(LeaderRefusal::NoQuorum { node: self.node_id })
             }
             Err(RaftError::Fatal(_)) => Err(LeaderRefusal::Stopped { node: self.node_id }),
+        }
+    }
+}
+
+impl Replica {
+    /// On the leader: a committed revision whose recorded time is within a clock tick of now
+    /// (reads evaluate expirations at their revision's time). Normally the leader's head (applied,
+    /// so committed) already is; after an election (a new leader's first entry records no time)
+    /// or a quiet spell, a tick is recorded first and its revision returned.
+    async fn current_time_index(&self) -> Result<u64, LeaderRefusal> {
+        let Some(now) = self.clock_bound.stamp((self.clock)()) else {
+            return Err(LeaderRefusal::ClockSkewed { node: self.node_id });
+        };
+        let lag = now
+            .duration_since(self.datastore.head_time())
+            .unwrap_or_default();
+        if lag <= self.clock_tick {
+            return Ok(self.applied());
+        }
+        match self
+            .raft
+            .client_write(Request::Tick { timestamp: now })
+            .await
+        {
+            Ok(response) => Ok(response.log_id.index),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(LeaderRefusal::NotLeader {
+                    node: self.node_id,
+                    leader: forward.leader_id.filter(|l| *l != self.node_id),
+                })
+            }
+            Err(_) => Err(LeaderRefusal::Stopped { node: self.node_id }),
         }
     }
 }

@@ -36,5 +36,7 @@ pub use error::{ClusterError, LeaderError, LeaderRefusal, MembershipRefusal, Wri
 pub use freshness::Stale;
 pub use identity::IdentityRefusal;
 pub use membership::CAUGHT_UP_LAG;
+#[cfg(feature = "fault-injection")]
+pub use replica::Faults;
 pub use replica::{Clock, Replica, ReplicaConfig, ReplicaStatus};
 pub use service::serve_peers;

@@ -93,6 +93,11 @@ pub struct Replica {
     pub(crate) clock: Clock,
     pub(crate) freshness: Freshness,
     pub(crate) clock_bound: ClockBound,
+    /// How far the log's time may lag the leader's clock (see [`ReplicaConfig::clock_tick`]).
+    pub(crate) clock_tick: Duration,
+    /// How long one attempt to reach the leader may take before it is retried (a connection
+    /// that silently lost data must not use up a request's whole deadline).
+    pub(crate) attempt_timeout: Duration,
     pub(crate) identity: Arc<Identity>,
     /// Unique to this process: request ids are `<prefix>-<counter>`.
     request_prefix: String,
@@ -166,6 +171,9 @@ impl Replica {
             clock,
             freshness: Freshness::new(config.max_staleness),
             clock_bound: ClockBound::new(config.max_clock_offset),
+            clock_tick: config.clock_tick,
+            attempt_timeout: (config.heartbeat_interval * 4)
+                .clamp(Duration::from_millis(500), Duration::from_secs(5)),
             identity: Arc::new(identity),
             request_prefix: format!("{}-{nonce:016x}", config.node_id),
             request_counter: AtomicU64::new(0),
@@ -226,6 +234,16 @@ impl Replica {
     /// cluster lists it, or the founding members disagree): the process should exit.
     pub async fn refused(&self) -> IdentityRefusal {
         self.identity.refused().await
+    }
+
+    /// Switches on deliberate bugs (see [`Faults`]); only in builds with the `fault-injection`
+    /// feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject(&self, faults: Faults) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.clock_bound
+            .ignored
+            .store(faults.ignore_clock_bound, Relaxed);
     }
 
     /// Stops Raft (on shutdown).
@@ -384,6 +402,14 @@ impl Replica {
             clock_skewed: self.clock_bound.skewed(),
         }
     }
+}
+
+/// Deliberate bugs, for proving that the simulation's checker catches them.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Lead and stamp entries whatever this node's clock says.
+    pub ignore_clock_bound: bool,
 }
 
 /// Whether Raft state exists: a vote, or a log (or a snapshot).
