@@ -12,6 +12,7 @@ mod faults;
 mod history;
 mod membership;
 mod net;
+mod storage;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -20,9 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use pemba_cluster::{Replica, ReplicaConfig};
-use pemba_raft::MemoryLog;
 use pemba_server::{Limits, Node, ServeOptions};
-use pemba_store::{Datastore, MemoryPersistence};
+use pemba_store::Datastore;
 
 pub use faults::Fault;
 pub use history::Event;
@@ -44,6 +44,8 @@ pub enum Broken {
     IgnoreTokens,
     /// Nodes lead and stamp the log with their own clock, however far off.
     IgnoreClockBound,
+    /// A node restarted on a wiped disk takes part in Raft at once.
+    SkipEmptyStorageGuard,
 }
 
 /// One simulation run.
@@ -143,8 +145,7 @@ impl Outcome {
 /// (simulated) time, and its current incarnation.
 #[derive(Default)]
 struct NodeState {
-    persistence: MemoryPersistence,
-    log: MemoryLog,
+    storage: storage::SimStorage,
     clock_offset: Arc<ClockOffset>,
     current: Mutex<Option<(Arc<Datastore>, Arc<Replica>)>>,
 }
@@ -195,7 +196,9 @@ async fn run_node(
     members: BTreeMap<u64, String>,
     broken: Broken,
 ) -> turmoil::Result {
-    let datastore = Arc::new(Datastore::open(Box::new(state.persistence.clone()))?);
+    let datastore = Arc::new(Datastore::open(Box::new(
+        state.storage.persistence.clone(),
+    ))?);
     let config = ReplicaConfig {
         node_id: index as u64 + 1,
         initial_members: members,
@@ -209,7 +212,7 @@ async fn run_node(
     };
     let replica = Replica::start(
         config,
-        state.log.clone(),
+        state.storage.log.clone(),
         datastore.clone(),
         Arc::new(net::TurmoilDialer),
         clock(state.clock_offset.clone()),
@@ -217,6 +220,7 @@ async fn run_node(
     .await?;
     replica.inject(pemba_cluster::Faults {
         ignore_clock_bound: broken == Broken::IgnoreClockBound,
+        skip_empty_storage_guard: broken == Broken::SkipEmptyStorageGuard,
     });
     *state.current.lock() = Some((datastore.clone(), replica.clone()));
     let peers = turmoil::net::TcpListener::bind(("0.0.0.0", CLUSTER_PORT)).await?;
@@ -226,34 +230,50 @@ async fn run_node(
         let incoming = net::incoming(peers);
         let _ = pemba_cluster::serve_peers(serving, SECRET, incoming, std::future::pending()).await;
     });
-    let mut node = Node::new(datastore, replica, Limits::default());
+    let mut node = Node::new(datastore, replica.clone(), Limits::default());
     node.faults.ignore_consistency_tokens = broken == Broken::IgnoreTokens;
     let options = ServeOptions {
         preshared_keys: vec![workload::KEY.into()],
         tls: None,
         max_message_bytes: 4 * 1024 * 1024,
     };
-    pemba_server::serve(
+    let serving = pemba_server::serve(
         Arc::new(node),
         net::incoming(api),
         None,
         options,
         std::future::pending(),
-    )
-    .await?;
+    );
+    tokio::select! {
+        biased;
+        served = serving => served?,
+        // A node that must not run (restarted on a wiped disk while the cluster lists it)
+        // stops, as `pemba serve` exits; it stays down.
+        _ = replica.refused() => {
+            replica.shutdown().await;
+            std::future::pending::<()>().await;
+        }
+    }
     Ok(())
 }
 
-/// After healing: a write through every node must succeed, and a fully consistent check
-/// through every node must see the last of them.
+/// After healing: a write through every node still in the cluster must succeed, and a fully
+/// consistent check through each must see the last of them.
 async fn verify_progress(
     nodes: Vec<String>,
     until: Duration,
     shared: Arc<workload::Shared>,
+    removed: Arc<Mutex<std::collections::BTreeSet<usize>>>,
     progress: Arc<Mutex<Vec<String>>>,
 ) -> turmoil::Result {
     let mut client = workload::Client::connect(usize::MAX, &nodes);
-    for node in 0..nodes.len() {
+    let members: Vec<usize> = (0..nodes.len())
+        .filter(|n| !removed.lock().contains(n))
+        .collect();
+    let Some(&last_member) = members.last() else {
+        return Ok(());
+    };
+    for &node in &members {
         let relationship =
             pemba_types::Relationship::parse(&format!("document:healed#viewer@user:n{node}"))?;
         loop {
@@ -278,8 +298,8 @@ async fn verify_progress(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    for node in 0..nodes.len() {
-        let last = format!("n{}", nodes.len() - 1);
+    for &node in &members {
+        let last = format!("n{last_member}");
         let seen = client
             .check(
                 &shared,
@@ -298,8 +318,29 @@ async fn verify_progress(
     Ok(())
 }
 
-/// Runs one simulation and checks it.
+/// Runs one simulation and checks it. A panic anywhere in it (a node's code included) is a
+/// violation, reported with its message.
+///
+/// A run replays exactly from its seed in a fresh process; runs after others in one process
+/// may not (state below the simulation, shared by the whole process, is left behind by the
+/// runs before), so the tests run each seed in a process of its own.
 pub fn run(config: &Config) -> Outcome {
+    let run = std::panic::AssertUnwindSafe(|| run_unguarded(config));
+    std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Outcome {
+            events: Vec::new(),
+            faults: Vec::new(),
+            violations: vec![format!("the simulation panicked: {message}")],
+        }
+    })
+}
+
+fn run_unguarded(config: &Config) -> Outcome {
     pemba_raft::seed_randomness(config.seed);
     let total = config.faulty + config.healing;
     let mut sim = turmoil::Builder::new()
@@ -338,21 +379,24 @@ pub fn run(config: &Config) -> Outcome {
         });
     }
     let membership = Arc::new(Mutex::new(Vec::new()));
+    let removed = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
     {
         let (nodes, log, seed) = (nodes.clone(), membership.clone(), config.seed);
+        let removed = removed.clone();
         let spares: Vec<usize> = (config.nodes..all).collect();
         let until = config.faulty;
         sim.client("admin", async move {
-            membership::grow(seed, nodes, spares, until, log).await
+            membership::change(seed, nodes, spares, until, log, removed).await
         });
     }
     let progress = Arc::new(Mutex::new(Vec::new()));
     {
         let (nodes, shared, progress) = (nodes.clone(), shared.clone(), progress.clone());
+        let removed = removed.clone();
         let (start, until) = (config.faulty + Duration::from_secs(1), total);
         sim.client("verifier", async move {
             tokio::time::sleep(start).await;
-            verify_progress(nodes, until, shared, progress).await
+            verify_progress(nodes, until, shared, removed, progress).await
         });
     }
 
@@ -361,8 +405,16 @@ pub fn run(config: &Config) -> Outcome {
     } else {
         Vec::new()
     };
-    let hosts: Vec<String> = (0..all).map(host).collect();
-    let clocks: Vec<Arc<ClockOffset>> = states.iter().map(|s| s.clock_offset.clone()).collect();
+    let controls = faults::Controls {
+        hosts: (0..all).map(host).collect(),
+        clocks: states.iter().map(|s| s.clock_offset.clone()).collect(),
+        storage: states.iter().map(|s| s.storage.clone()).collect(),
+        failing: (0..all).map(|_| Default::default()).collect(),
+        gone: removed.clone(),
+        wiped: Default::default(),
+        stalled: Default::default(),
+        initial_voters: config.nodes,
+    };
     let mut injected = Vec::new();
     let mut violations = Vec::new();
     let mut pending = schedule.into_iter().peekable();
@@ -380,7 +432,7 @@ pub fn run(config: &Config) -> Outcome {
             });
             injected.push(format!(
                 "[{at:?}] {}",
-                fault.inject(&mut sim, &hosts, &clocks, leader)
+                fault.inject(&mut sim, &controls, leader)
             ));
         }
         match sim.step() {

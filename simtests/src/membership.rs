@@ -1,4 +1,5 @@
-//! Membership changes while faults go on: spare nodes are added as learners, then promoted.
+//! Membership changes while faults go on: spare nodes are added as learners, then promoted; then,
+//! in half the runs, a voter is removed (the leader, in half of those).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,13 +21,15 @@ fn request<T>(message: T) -> tonic::Request<T> {
 }
 
 /// Adds each spare node as a learner and promotes it, through any node (changes go to the
-/// leader), retrying until `until`; logs what happened.
-pub async fn grow(
+/// leader), retrying until `until`; then maybe removes a voter (recorded in `removed`); logs what
+/// happened.
+pub async fn change(
     seed: u64,
     nodes: Vec<String>,
     spares: Vec<usize>,
     until: Duration,
     log: Arc<Mutex<Vec<String>>>,
+    removed: Arc<Mutex<std::collections::BTreeSet<usize>>>,
 ) -> turmoil::Result {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xad_d5ec);
     let clients: Vec<_> = nodes
@@ -77,5 +80,51 @@ pub async fn grow(
             }
         }
     }
+    if rng.gen_bool(0.5) {
+        let leader_first = rng.gen_bool(0.5);
+        remove_one(&mut rng, &clients, leader_first, until, &log, &removed).await;
+    }
     Ok(())
+}
+
+/// Removes one of the initial voters (the leader, if `leader_first` and one is known), through
+/// any node, retrying until `until`.
+async fn remove_one(
+    rng: &mut ChaCha8Rng,
+    clients: &[ClusterClient<tonic::transport::Channel>],
+    leader_first: bool,
+    until: Duration,
+    log: &Mutex<Vec<String>>,
+    removed: &Mutex<std::collections::BTreeSet<usize>>,
+) {
+    let mut target = rng.gen_range(0..clients.len());
+    if leader_first {
+        let mut client = clients[rng.gen_range(0..clients.len())].clone();
+        if let Ok(status) = client.status(request(cluster::StatusRequest {})).await {
+            let leader = status.into_inner().leader_id;
+            if (1..=clients.len() as u64).contains(&leader) {
+                target = leader as usize - 1;
+            }
+        }
+    }
+    let id = target as u64 + 1;
+    // Removed from here on: the verifier no longer expects it to take writes.
+    removed.lock().insert(target);
+    while turmoil::elapsed() < until {
+        let mut client = clients[rng.gen_range(0..clients.len())].clone();
+        match client.remove(request(cluster::RemoveRequest { id })).await {
+            Ok(done) => {
+                log.lock().push(format!(
+                    "[{:?}] removed node {id}{} (log index {})",
+                    turmoil::elapsed(),
+                    if leader_first { ", the leader" } else { "" },
+                    done.into_inner().log_index
+                ));
+                return;
+            }
+            // Not a member: a retry whose first attempt went through.
+            Err(status) if status.message().contains("is not a member") => return,
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
 }

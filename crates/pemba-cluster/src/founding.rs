@@ -118,6 +118,12 @@ pub async fn settle(replica: Weak<Replica>) {
                 r.identity.confirm_new(cluster_id);
                 return;
             }
+            Verdict::Refuse(IdentityRefusal::Wiped { cluster_id, .. })
+                if r.identity.guard_skipped() =>
+            {
+                r.identity.confirm_new(cluster_id);
+                return;
+            }
             Verdict::Refuse(why) => {
                 r.identity.refuse(why);
                 return;

@@ -101,6 +101,8 @@ pub struct Identity {
     founding: Mutex<Option<Founding>>,
     /// The cluster a new node found it is to join, before it receives the log.
     expected_cluster: Mutex<Option<String>>,
+    #[cfg(feature = "fault-injection")]
+    guard_skipped: std::sync::atomic::AtomicBool,
 }
 
 impl Identity {
@@ -128,6 +130,8 @@ impl Identity {
             started_empty,
             founding: Mutex::new(founding),
             expected_cluster: Mutex::new(None),
+            #[cfg(feature = "fault-injection")]
+            guard_skipped: Default::default(),
         })
     }
 
@@ -173,6 +177,25 @@ impl Identity {
     pub fn confirm_new(&self, cluster_id: String) {
         *self.expected_cluster.lock() = Some(cluster_id);
         self.set(Standing::Member);
+    }
+
+    /// Drops the empty-storage guard: the deliberate bug of taking Raft messages with empty
+    /// storage before a peer answered, and of joining even when the cluster lists this node as
+    /// a voter (fault injection only).
+    #[cfg(feature = "fault-injection")]
+    pub fn skip_guard(&self) {
+        self.guard_skipped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the guard was dropped (always false without fault injection).
+    pub fn guard_skipped(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        return self
+            .guard_skipped
+            .load(std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(feature = "fault-injection"))]
+        false
     }
 
     pub fn refuse(&self, why: IdentityRefusal) {

@@ -244,6 +244,9 @@ impl Replica {
         self.clock_bound
             .ignored
             .store(faults.ignore_clock_bound, Relaxed);
+        if faults.skip_empty_storage_guard {
+            self.identity.skip_guard();
+        }
     }
 
     /// Stops Raft (on shutdown).
@@ -410,6 +413,8 @@ impl Replica {
 pub struct Faults {
     /// Lead and stamp entries whatever this node's clock says.
     pub ignore_clock_bound: bool,
+    /// Take part in Raft with empty storage, without asking the peers first.
+    pub skip_empty_storage_guard: bool,
 }
 
 /// Whether Raft state exists: a vote, or a log (or a snapshot).

@@ -52,6 +52,7 @@ impl PeerService {
     fn takes_raft_messages(&self) -> Result<(), Status> {
         match self.replica.identity.standing() {
             Standing::Member => Ok(()),
+            Standing::Unconfirmed if self.replica.identity.guard_skipped() => Ok(()),
             Standing::Unconfirmed => {
                 Err(Status::unavailable(ClusterError::Unconfirmed.to_string()))
             }

@@ -3,60 +3,13 @@
 //! reports not ready, and says why.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use pemba_cluster::{ClusterError, Replica, ReplicaConfig, TcpDialer, WriteFailure};
-use pemba_raft::{LogBackend, LogBackendError, MemoryLog};
+use pemba_raft::MemoryLog;
 use pemba_store::{Datastore, MemoryPersistence, WriteCommand};
 use tokio::time::{sleep, Instant};
-
-/// The in-memory log, whose writes fail once `failing` is set, as a full disk's would.
-#[derive(Clone, Default)]
-struct FailingLog {
-    log: MemoryLog,
-    failing: Arc<AtomicBool>,
-}
-
-impl FailingLog {
-    fn check(&self) -> Result<(), LogBackendError> {
-        match self.failing.load(Ordering::SeqCst) {
-            true => Err(LogBackendError(
-                "No space left on device (os error 28)".into(),
-            )),
-            false => Ok(()),
-        }
-    }
-}
-
-impl LogBackend for FailingLog {
-    fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogBackendError> {
-        self.log.read_meta(key)
-    }
-    fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
-        self.check()?;
-        self.log.write_meta(key, value)
-    }
-    fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), LogBackendError> {
-        self.check()?;
-        self.log.append(entries)
-    }
-    fn truncate_from(&self, from: u64) -> Result<(), LogBackendError> {
-        self.check()?;
-        self.log.truncate_from(from)
-    }
-    fn purge_upto(&self, upto: u64, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
-        self.check()?;
-        self.log.purge_upto(upto, key, value)
-    }
-    fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LogBackendError> {
-        self.log.range(from, to)
-    }
-    fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogBackendError> {
-        self.log.last()
-    }
-}
 
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(5)
@@ -66,7 +19,7 @@ fn soon() -> Instant {
 async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
     let datastore =
         Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
-    let log = FailingLog::default();
+    let log = MemoryLog::default();
     let config = ReplicaConfig {
         node_id: 1,
         initial_members: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
@@ -97,7 +50,7 @@ async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
         .expect("a fresh read");
     assert!(revision >= written.revision);
 
-    log.failing.store(true, Ordering::SeqCst);
+    log.set_failing(true);
     let failed = replica.write(schema(), soon()).await;
     assert!(
         matches!(failed, Err(WriteFailure::Unconfirmed(_))),

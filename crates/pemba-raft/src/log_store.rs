@@ -56,6 +56,31 @@ pub struct MemoryLog {
 struct MemoryDisk {
     meta: BTreeMap<String, Vec<u8>>,
     entries: BTreeMap<u64, Vec<u8>>,
+    /// Every write fails while set, as on a full or failing disk.
+    failing: bool,
+}
+
+impl MemoryLog {
+    /// Empties the disk, as a node restarted on a new volume finds it.
+    pub fn wipe(&self) {
+        *self.disk.lock() = MemoryDisk::default();
+    }
+
+    /// Makes every write fail from now on (`true`), as on a full disk, or succeed again.
+    pub fn set_failing(&self, failing: bool) {
+        self.disk.lock().failing = failing;
+    }
+
+    /// The disk, for a write: fails while the disk is failing.
+    fn writable(&self) -> Result<parking_lot::MutexGuard<'_, MemoryDisk>, LogBackendError> {
+        let disk = self.disk.lock();
+        match disk.failing {
+            true => Err(LogBackendError(
+                "No space left on device (os error 28)".into(),
+            )),
+            false => Ok(disk),
+        }
+    }
 }
 
 impl LogBackend for MemoryLog {
@@ -64,25 +89,24 @@ impl LogBackend for MemoryLog {
     }
 
     fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
-        self.disk
-            .lock()
+        self.writable()?
             .meta
             .insert(key.to_string(), value.to_vec());
         Ok(())
     }
 
     fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), LogBackendError> {
-        self.disk.lock().entries.extend(entries.iter().cloned());
+        self.writable()?.entries.extend(entries.iter().cloned());
         Ok(())
     }
 
     fn truncate_from(&self, from: u64) -> Result<(), LogBackendError> {
-        self.disk.lock().entries.split_off(&from);
+        self.writable()?.entries.split_off(&from);
         Ok(())
     }
 
     fn purge_upto(&self, upto: u64, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
-        let mut disk = self.disk.lock();
+        let mut disk = self.writable()?;
         disk.entries = disk.entries.split_off(&(upto + 1));
         disk.meta.insert(key.to_string(), value.to_vec());
         Ok(())

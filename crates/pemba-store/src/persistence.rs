@@ -101,6 +101,13 @@ pub struct MemoryPersistence {
     disk: Arc<Mutex<Disk>>,
 }
 
+impl MemoryPersistence {
+    /// Empties the disk, as a node restarted on a new volume finds it (for simulations).
+    pub fn wipe(&self) {
+        *self.disk.lock() = Disk::default();
+    }
+}
+
 #[derive(Debug, Default)]
 struct Disk {
     head: Revision,
