@@ -9,8 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use pemba_engine::RelationshipSnapshot;
-use pemba_store::{Change, Datastore};
+use pemba_store::Change;
 use pemba_types::{Relationship, Revision};
 
 use crate::history::{Consistency, Event, Update};
@@ -83,64 +82,81 @@ impl Model {
     }
 }
 
-/// The time of every revision up to the head, from `datastore`.
-fn times(datastore: &Datastore) -> Vec<SystemTime> {
-    (0..=datastore.head())
-        .map(|r| {
-            let snapshot = datastore
-                .snapshot(r)
-                .expect("the simulation keeps all history");
-            snapshot.time()
-        })
-        .collect()
+/// What one node applied: each revision with its time and changes, in the order applied
+/// (across the node's restarts; a revision applied again after a restart appears again).
+pub type Observed = Vec<(Revision, SystemTime, Vec<Change>)>;
+
+/// The committed history every node saw a part of: each revision's time and changes, agreed
+/// by every node that applied it (garbage collection drops history from the nodes, so the
+/// simulation records what they applied as they applied it).
+struct Committed {
+    /// Every revision from 0 to the newest applied anywhere: its time, and its changes if any
+    /// node applied it (none for a revision every node took from a snapshot).
+    revisions: Vec<(SystemTime, Option<Vec<Change>>)>,
 }
 
-/// Every change each revision made, in order, from `datastore`.
-fn committed(datastore: &Datastore) -> Vec<(Revision, Vec<Change>)> {
-    datastore
-        .changes_after(0)
-        .expect("the simulation keeps all history")
-        .into_iter()
-        .map(|(revision, changes)| (revision, changes.as_ref().clone()))
-        .collect()
+impl Committed {
+    fn gather(observed: &[(usize, Observed)], violations: &mut Vec<String>) -> Committed {
+        let mut seen: BTreeMap<Revision, (usize, SystemTime, &Vec<Change>)> = BTreeMap::new();
+        for (node, applied) in observed {
+            for (revision, time, changes) in applied {
+                match seen.get(revision) {
+                    Some((other, their_time, theirs))
+                        if (their_time, *theirs) != (time, changes) =>
+                    {
+                        violations.push(format!(
+                            "node {node} disagrees with node {other} on revision {revision}: {changes:?} at {time:?}, not {theirs:?} at {their_time:?}"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(*revision, (*node, *time, changes));
+                    }
+                }
+            }
+        }
+        let head = seen.keys().next_back().copied().unwrap_or(0);
+        let mut revisions = Vec::with_capacity(head as usize + 1);
+        let mut time = SystemTime::UNIX_EPOCH;
+        for revision in 0..=head {
+            let changes = seen.get(&revision).map(|(_, t, c)| {
+                time = *t;
+                (*c).clone()
+            });
+            revisions.push((time, changes));
+        }
+        if revisions.windows(2).any(|pair| pair[1].0 < pair[0].0) {
+            violations.push("the log's time went backwards".to_string());
+        }
+        Committed { revisions }
+    }
+
+    fn head(&self) -> Revision {
+        self.revisions.len() as Revision - 1
+    }
+
+    /// Every revision some node applied, with its changes (none for an entry that wrote
+    /// nothing), in order.
+    fn history(&self) -> Vec<(Revision, Vec<Change>)> {
+        self.revisions
+            .iter()
+            .enumerate()
+            .filter_map(|(r, (_, changes))| changes.as_ref().map(|c| (r as Revision, c.clone())))
+            .collect()
+    }
+
+    fn times(&self) -> Vec<SystemTime> {
+        self.revisions.iter().map(|(time, _)| *time).collect()
+    }
 }
 
 /// Every violation of the history's guarantees, described.
-pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> {
+pub fn check(events: &[Event], observed: &[(usize, Observed)]) -> Vec<String> {
     let mut violations = Vec::new();
-    let Some((newest, authority)) = replicas.iter().max_by_key(|(_, d)| d.head()) else {
-        return vec!["no replica to check against".into()];
-    };
-    let history = committed(authority);
-    let head = authority.head();
-    let authority_times = times(authority);
-
-    // Replicas that reached a revision hold the same history up to it, and read it at the same
-    // time (so they judge expirations alike).
-    for (node, replica) in replicas {
-        let theirs = committed(replica);
-        let ours: Vec<_> = history
-            .iter()
-            .filter(|(r, _)| *r <= replica.head())
-            .cloned()
-            .collect();
-        if theirs != ours {
-            violations.push(format!(
-                "node {node} (head {}) disagrees with node {newest} (head {head}) on the history up to its head",
-                replica.head()
-            ));
-        }
-        let their_times = times(replica);
-        if their_times[..] != authority_times[..their_times.len()] {
-            violations.push(format!(
-                "node {node} (head {}) disagrees with node {newest} on the time of a revision",
-                replica.head()
-            ));
-        }
-    }
-    if authority_times.windows(2).any(|pair| pair[1] < pair[0]) {
-        violations.push("the log's time went backwards".to_string());
-    }
+    let committed = Committed::gather(observed, &mut violations);
+    let history = committed.history();
+    let head = committed.head();
+    let authority_times = committed.times();
 
     let model = Model::replay(&history, authority_times);
     let revisions: BTreeSet<Revision> = history.iter().map(|(r, _)| *r).collect();
@@ -295,8 +311,23 @@ pub fn check(events: &[Event], replicas: &[(usize, &Datastore)]) -> Vec<String> 
             (*revision, updates)
         })
         .collect();
-    for pair in watched.windows(2) {
-        let ((before, _), (after, _)) = (pair[0], pair[1]);
+    // Consecutive responses, within a watcher's run of resumptions (it starts afresh, from the
+    // head, when garbage collection passed its cursor).
+    let mut consecutive = Vec::new();
+    let mut previous: Option<Revision> = None;
+    for event in events {
+        match event {
+            Event::WatchStarted { after: None, .. } => previous = None,
+            Event::Watched { revision, .. } => {
+                if let Some(before) = previous {
+                    consecutive.push((before, *revision));
+                }
+                previous = Some(*revision);
+            }
+            _ => {}
+        }
+    }
+    for (before, after) in consecutive {
         if after <= before {
             violations.push(format!(
                 "watch went from revision {before} to {after}: out of order or repeated"

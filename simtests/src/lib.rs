@@ -34,6 +34,10 @@ const SECRET: &str = "simulation-secret";
 pub const MAX_STALENESS: Duration = Duration::from_secs(2);
 pub const MAX_CLOCK_OFFSET: Duration = Duration::from_millis(500);
 pub const CLOCK_TICK: Duration = Duration::from_millis(500);
+/// Garbage collection keeps this much history (by the log's time), every second: runs last
+/// long enough for reads and Watch resumptions at collected revisions.
+const GC_WINDOW: Duration = Duration::from_secs(3);
+const GC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A deliberate bug a run may be built with, to prove the checker catches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -146,6 +150,9 @@ impl Outcome {
 #[derive(Default)]
 struct NodeState {
     storage: storage::SimStorage,
+    /// Every revision the node applied, across its restarts (garbage collection drops history
+    /// from the node itself).
+    observed: Arc<Mutex<checker::Observed>>,
     clock_offset: Arc<ClockOffset>,
     current: Mutex<Option<(Arc<Datastore>, Arc<Replica>)>>,
 }
@@ -199,6 +206,11 @@ async fn run_node(
     let datastore = Arc::new(Datastore::open(Box::new(
         state.storage.persistence.clone(),
     ))?);
+    let observed = state.observed.clone();
+    datastore.observe(Box::new(move |revision, time, changes| {
+        observed.lock().push((revision, time, changes.to_vec()));
+    }));
+    pemba_server::spawn_garbage_collection(datastore.clone(), GC_WINDOW, GC_INTERVAL);
     let config = ReplicaConfig {
         node_id: index as u64 + 1,
         initial_members: members,
@@ -447,17 +459,13 @@ fn run_unguarded(config: &Config) -> Outcome {
 
     injected.extend(membership.lock().iter().cloned());
     let events = shared.events.lock().clone();
-    let incarnations: Vec<Arc<Datastore>> = states
-        .iter()
-        .filter_map(|s| s.current.lock().as_ref().map(|(d, _)| d.clone()))
-        .collect();
-    let replicas: Vec<(usize, &Datastore)> = incarnations
+    let observed: Vec<(usize, checker::Observed)> = states
         .iter()
         .enumerate()
-        .map(|(i, d)| (i, d.as_ref()))
+        .map(|(i, s)| (i, s.observed.lock().clone()))
         .collect();
     violations.extend(progress.lock().iter().cloned());
-    violations.extend(checker::check(&events, &replicas));
+    violations.extend(checker::check(&events, &observed));
     Outcome {
         events,
         faults: injected,

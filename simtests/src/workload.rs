@@ -381,9 +381,17 @@ pub async fn run_watcher(
             after,
             result: started.as_ref().map(|_| ()).map_err(|s| s.code()),
         });
-        let Ok(stream) = started else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        let stream = match started {
+            Ok(stream) => stream,
+            // Garbage collection passed the cursor: start afresh from the head.
+            Err(status) if status.code() == tonic::Code::OutOfRange => {
+                last = None;
+                continue;
+            }
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let mut stream = stream.into_inner();
         let ends =

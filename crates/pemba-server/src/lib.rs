@@ -5,6 +5,7 @@
 mod auth;
 mod convert;
 mod cursor;
+mod gc;
 mod health;
 mod node;
 mod observability;
@@ -31,6 +32,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_server::HealthServer;
 
 pub use auth::PresharedKeys;
+pub use gc::spawn_garbage_collection;
 #[cfg(feature = "fault-injection")]
 pub use node::Faults;
 pub use node::{Limits, Node};

@@ -318,12 +318,18 @@ pub struct DatastoreStats {
     pub versions: usize,
 }
 
+/// Told of every revision this datastore applies (not of those a snapshot installs), in order,
+/// with the revision's time and its changes (none for an entry that wrote nothing). Called
+/// with the writer lock held: it must be quick and must not touch the datastore.
+pub type Observer = Box<dyn Fn(Revision, SystemTime, &[Change]) + Send + Sync>;
+
 /// A multi-versioned relationship store. Cheap to share: wrap it in an `Arc`.
 pub struct Datastore {
     state: Arc<RwLock<State>>,
     /// Serializes writers; held while a write is planned, persisted and published.
     persistence: Mutex<Box<dyn Persistence>>,
     head: watch::Sender<Revision>,
+    observer: std::sync::OnceLock<Observer>,
 }
 
 static EMPTY_SCHEMA: std::sync::LazyLock<CompiledSchema> =
@@ -338,6 +344,7 @@ impl Datastore {
             state: Arc::new(RwLock::new(state)),
             persistence: Mutex::new(persistence),
             head,
+            observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -588,9 +595,20 @@ impl Datastore {
                 .writes
                 .insert(revision, (timestamp, Arc::new(write.changes)));
         }
+        let time = state.time_at(revision);
         drop(state);
         self.head.send_replace(revision);
+        if let Some(observer) = self.observer.get() {
+            let changes = changes_of(&self.state.read(), revision);
+            observer(revision, time, &changes);
+        }
         Ok(outcome)
+    }
+
+    /// Sets the observer told of every revision applied from now on (once; later calls do
+    /// nothing). For simulations that keep the whole history while garbage collection drops it.
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.observer.set(observer);
     }
 
     /// Drops history older than `window` before `now`: reads at older revisions fail afterwards.
@@ -1003,4 +1021,13 @@ impl RelationshipSnapshot for Snapshot {
             .as_ref()
             .map(|(cache, epoch)| (cache.as_ref(), *epoch))
     }
+}
+
+/// The changes `revision` made, as the state records them (none if it wrote nothing).
+fn changes_of(state: &State, revision: Revision) -> Vec<Change> {
+    state
+        .writes
+        .get(&revision)
+        .map(|(_, changes)| changes.as_ref().clone())
+        .unwrap_or_default()
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use clap::Args;
 use pemba_cluster::{Replica, ReplicaConfig, TcpDialer};
-use pemba_server::{Limits, Node, ServeOptions, TlsFiles};
+use pemba_server::{spawn_garbage_collection, Limits, Node, ServeOptions, TlsFiles};
 use pemba_store::Datastore;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
@@ -161,21 +161,6 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down: draining in-flight requests");
-}
-
-/// Every `interval`, drops history older than `window` before the log's time (never this
-/// node's own clock: every node collects by the same time, whatever its clock says).
-fn spawn_garbage_collection(datastore: Arc<Datastore>, window: Duration, interval: Duration) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
-        loop {
-            ticker.tick().await;
-            match datastore.collect_garbage(datastore.head_time(), window) {
-                Ok(horizon) => tracing::debug!(horizon, "garbage collection done"),
-                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
-            }
-        }
-    });
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {

@@ -1,0 +1,22 @@
+//! Garbage collection, scheduled the same way for `pemba serve` and the simulation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pemba_store::Datastore;
+
+/// Every `interval` (at least a second), drops history older than `window` before the log's
+/// time (never this node's own clock: every node collects by the same time, whatever its clock
+/// says). Runs until the runtime stops.
+pub fn spawn_garbage_collection(datastore: Arc<Datastore>, window: Duration, interval: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
+        loop {
+            ticker.tick().await;
+            match datastore.collect_garbage(datastore.head_time(), window) {
+                Ok(horizon) => tracing::debug!(horizon, "garbage collection done"),
+                Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+            }
+        }
+    });
+}
