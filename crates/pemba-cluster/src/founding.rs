@@ -111,6 +111,11 @@ pub async fn settle(replica: Weak<Replica>) {
             Standing::Unconfirmed => {}
         }
         let answers = probe(&r).await;
+        // A founder may have recorded the founding here while the peers were being asked: the
+        // answers (which may now list this node) no longer say anything about it.
+        if r.identity.standing() != Standing::Unconfirmed {
+            continue;
+        }
         match judge(r.node_id, r.identity.initial_members(), &answers) {
             Verdict::Wait => {}
             Verdict::Join(cluster_id) => {
