@@ -5,7 +5,8 @@
 //! `one_seed`): a seed replays exactly in a fresh process, so the replay command a failing seed
 //! prints gives the very same run.
 //!
-//! `SIM_SEEDS=N` runs seeds 0..N (default 20), `SIM_SEED=S` runs seed S alone, `SIM_SECONDS`
+//! `SIM_SEEDS=N` runs seeds 0..N (default 20; from `SIM_FIRST_SEED` if set), `SIM_SEED=S` runs
+//! seed S alone, `SIM_SECONDS`
 //! sets the simulated seconds of faults per seed (default 12), `SIM_VERBOSE=1` prints each
 //! run's trace. Build with
 //! `RUSTFLAGS="--cfg tokio_unstable"` (as `.ci/test` does) so tokio's own randomness is seeded.
@@ -31,11 +32,10 @@ fn seeds() -> Vec<u64> {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![seed];
     }
-    let count = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    (0..count).collect()
+    let number = |name: &str| std::env::var(name).ok().and_then(|s| s.parse().ok());
+    let count = number("SIM_SEEDS").unwrap_or(20);
+    let first = number("SIM_FIRST_SEED").unwrap_or(0);
+    (first..first + count).collect()
 }
 
 fn broken_by_name(name: &str) -> Broken {
@@ -146,10 +146,11 @@ fn every_seed_keeps_every_guarantee() {
     for seed in seeds() {
         let outcome = run_isolated(seed, Broken::None);
         let stats = outcome.stats;
-        // A run that did next to nothing checks next to nothing.
+        // A run that did next to nothing checks next to nothing. (Runs with two faults at once
+        // or the wiped-voter sequence spend seconds without a leader: they do less.)
         assert!(
             stats.acknowledged_writes >= 20
-                && stats.checks_with_tokens >= 20
+                && stats.checks_with_tokens >= 10
                 && stats.watched_revisions >= 10,
             "seed {seed} did too little: {stats:?}"
         );
