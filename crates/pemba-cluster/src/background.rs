@@ -61,12 +61,14 @@ async fn name_cluster(replica: Weak<Replica>) {
 }
 
 /// Keeps the log's time close to the clock: while this node leads, whenever the newest applied
-/// revision's time lags its clock by `tick` or more, it appends a [`Request::Tick`]. Busy clusters
-/// need none (every write carries the leader's time).
+/// revision's time lags its clock by half a `tick` or more, it appends a [`Request::Tick`].
+/// Busy clusters need none (every write carries the leader's time). Half a tick, checked every
+/// quarter, leaves room for the tick's own round trip to the followers, so that a read index
+/// (which needs a revision recorded within a tick of the read) seldom has to record a tick itself.
 async fn advance_clock(replica: Weak<Replica>, tick: Duration) {
     let tick = tick.max(Duration::from_millis(10));
     loop {
-        sleep(tick).await;
+        sleep(tick / 4).await;
         let Some(replica) = replica.upgrade() else {
             return;
         };
@@ -87,7 +89,7 @@ async fn advance_clock(replica: Weak<Replica>, tick: Duration) {
         let lag = now
             .duration_since(replica.datastore.head_time())
             .unwrap_or_default();
-        if leads && lag >= tick && !replica.clock_bound.skewed() {
+        if leads && lag >= tick / 2 && !replica.clock_bound.skewed() {
             let ticked = replica.raft.client_write(Request::Tick { timestamp: now });
             if let Err(e) = ticked.await {
                 tracing::debug!(error = %e, "advancing the log's clock");

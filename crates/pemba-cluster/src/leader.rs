@@ -216,17 +216,27 @@ impl Replica {
         }
     }
 
-    /// The read index, on the leader: confirmed by heartbeats to a quorum.
+    /// The read index, on the leader: a revision at or after every write acknowledged before
+    /// this call, recorded at a time within a clock tick of the call (reads evaluate
+    /// expirations at their revision's time).
+    ///
+    /// When the leader's head is that recent, heartbeats to a quorum confirm it is still the
+    /// leader. Otherwise a tick is recorded, and its revision is the read index: proposed after
+    /// this call began and committed by a quorum, it follows every write acknowledged before
+    /// (one round trip to the followers either way, which matters on slow links).
     pub(crate) async fn local_read_index(&self) -> Result<u64, LeaderRefusal> {
         // A skewed leader confirms nothing: every heartbeat round would keep its followers
         // from electing a leader with a good clock.
         if self.clock_bound.skewed() {
             return Err(LeaderRefusal::ClockSkewed { node: self.node_id });
         }
+        if let Some(tick) = self.tick_if_head_is_old().await? {
+            return Ok(tick);
+        }
         match self.raft.get_read_log_id().await {
             Ok((read_log_id, _)) => {
                 let index = read_log_id.map_or(0, |id| id.index);
-                Ok(index.max(self.current_time_index().await?))
+                Ok(index.max(self.applied()))
             }
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
                 Err(LeaderRefusal::NotLeader {
@@ -243,11 +253,10 @@ impl Replica {
 }
 
 impl Replica {
-    /// On the leader: a committed revision whose recorded time is within a clock tick of now
-    /// (reads evaluate expirations at their revision's time). Normally the leader's head (applied,
-    /// so committed) already is; after an election (a new leader's first entry records no time)
-    /// or a quiet spell, a tick is recorded first and its revision returned.
-    async fn current_time_index(&self) -> Result<u64, LeaderRefusal> {
+    /// On the leader: `None` when the leader's head (applied, so committed) was recorded within a
+    /// clock tick of now; otherwise (after an election, whose first entry records no time, or a
+    /// quiet spell) the revision of a tick recorded now, once committed and applied.
+    async fn tick_if_head_is_old(&self) -> Result<Option<u64>, LeaderRefusal> {
         let Some(now) = self.clock_bound.stamp((self.clock)()) else {
             return Err(LeaderRefusal::ClockSkewed { node: self.node_id });
         };
@@ -255,14 +264,14 @@ impl Replica {
             .duration_since(self.datastore.head_time())
             .unwrap_or_default();
         if lag <= self.clock_tick {
-            return Ok(self.applied());
+            return Ok(None);
         }
         match self
             .raft
             .client_write(Request::Tick { timestamp: now })
             .await
         {
-            Ok(response) => Ok(response.log_id.index),
+            Ok(response) => Ok(Some(response.log_id.index)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(LeaderRefusal::NotLeader {
                     node: self.node_id,

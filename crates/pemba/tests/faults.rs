@@ -674,6 +674,10 @@ async fn fully_consistent_reads_succeed_with_300ms_round_trips() {
             "500ms",
             "--election-timeout",
             "3s",
+            // A tick's commit takes about two round trips (the leader sends one batch of entries
+            // at a time to each follower).
+            "--clock-tick",
+            "1s",
         ]
         .map(String::from)
         .to_vec();
@@ -732,6 +736,15 @@ async fn fully_consistent_reads_succeed_with_300ms_round_trips() {
         worker.await.expect("a worker");
     }
     let errors = errors.lock().clone();
+    if !errors.is_empty() {
+        for (server, _) in &servers {
+            eprintln!(
+                "== {}: warnings and errors\n{}",
+                server.url(),
+                notable(&server.log())
+            );
+        }
+    }
     assert!(
         errors.is_empty(),
         "{} errors: {:?}",
@@ -872,4 +885,13 @@ async fn a_read_continued_past_garbage_collection_is_out_of_range() {
         Err(status) => out_of_range(status),
         Ok(stream) => out_of_range(stream.into_inner().message().await.unwrap_err()),
     }
+}
+
+/// The last 60 warning and error lines of a server log.
+fn notable(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+        .collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
 }
