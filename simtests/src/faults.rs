@@ -28,6 +28,39 @@ pub struct Controls {
     pub stalled: Mutex<Option<usize>>,
     /// How many nodes were voters from the start.
     pub initial_voters: usize,
+    /// Draws how much of a crashed node's unsynced log survives.
+    pub losses: Mutex<ChaCha8Rng>,
+    /// Armed by [`Fault::CrashInstallingSnapshot`]: each node's count of datastore replacements
+    /// when it was armed.
+    pub installs_armed: Mutex<Option<Vec<u64>>>,
+}
+
+impl Controls {
+    /// Stops a node as a power cut would: of its log's steps not yet synced, only some first
+    /// part (drawn from the run's seed) survives.
+    fn crash(&self, sim: &mut turmoil::Sim<'_>, node: usize) {
+        sim.crash(self.hosts[node].as_str());
+        let mut losses = self.losses.lock();
+        self.storage[node]
+            .log
+            .crash(|unsynced| losses.gen_range(0..=unsynced));
+    }
+
+    /// If armed and a node has installed a snapshot since, crashes it there and then (before
+    /// anything else it would do next) and disarms; returns what was done.
+    pub fn crash_installing(&self, sim: &mut turmoil::Sim<'_>) -> Option<String> {
+        let mut armed = self.installs_armed.lock();
+        let counts = armed.as_ref()?;
+        let node = (0..self.hosts.len())
+            .find(|n| self.storage[*n].persistence.replacements() != counts[*n])?;
+        *armed = None;
+        drop(armed);
+        self.crash(sim, node);
+        Some(format!(
+            "crash {} as it installs a snapshot",
+            self.hosts[node]
+        ))
+    }
 }
 
 /// One fault, healed by a later [`Fault::Heal`].
@@ -62,6 +95,9 @@ pub enum Fault {
     /// stalled one are up: if the wiped node voted, the stalled one would lead without the
     /// writes acknowledged meanwhile.
     WipeFollowerAndStopLeader,
+    /// Crash the next node that installs a snapshot, as it does (armed until one does or the
+    /// faults end: heals do not disarm it).
+    CrashInstallingSnapshot,
     /// Undo everything: repair links, restart stopped nodes, restore latency.
     Heal,
 }
@@ -99,8 +135,9 @@ pub fn schedule(seed: u64, nodes: usize, until: Duration) -> Vec<(Duration, Faul
 
 /// One fault of any kind.
 fn any_fault(rng: &mut ChaCha8Rng, nodes: usize) -> Fault {
-    match rng.gen_range(0..10) {
+    match rng.gen_range(0..11) {
         0 => Fault::Partition(rng.gen_range(0..nodes)),
+        10 => Fault::CrashInstallingSnapshot,
         8 => Fault::StorageFails(rng.gen_range(0..nodes)),
         9 => Fault::Wipe(rng.gen_range(0..nodes)),
         6 => Fault::ClockJump(rng.gen_range(0..nodes), clock_jump(rng)),
@@ -150,7 +187,7 @@ impl Fault {
                 format!("drop {} → {}", nodes[*from], nodes[*to])
             }
             Fault::Crash(node) => {
-                sim.crash(nodes[*node].as_str());
+                controls.crash(sim, *node);
                 format!("crash {}", nodes[*node])
             }
             Fault::IsolateLeader => match leader {
@@ -215,6 +252,15 @@ impl Fault {
                 sim.bounce(controls.hosts[stalled].as_str());
                 format!("{wiped}; {stopped}; restart {}", controls.hosts[stalled])
             }
+            Fault::CrashInstallingSnapshot => {
+                let counts = controls
+                    .storage
+                    .iter()
+                    .map(|s| s.persistence.replacements())
+                    .collect();
+                *controls.installs_armed.lock() = Some(counts);
+                "crash the next node to install a snapshot, as it does".into()
+            }
             Fault::Heal => {
                 heal(sim, controls);
                 "heal".into()
@@ -230,7 +276,7 @@ pub fn heal(sim: &mut turmoil::Sim<'_>, controls: &Controls) {
     for (node, failing) in controls.failing.iter().enumerate() {
         if failing.swap(false, Ordering::SeqCst) {
             controls.storage[node].log.set_failing(false);
-            sim.crash(nodes[node].as_str());
+            controls.crash(sim, node);
         }
     }
     for clock in &controls.clocks {

@@ -23,6 +23,8 @@ use parking_lot::Mutex;
 use pemba_cluster::{Replica, ReplicaConfig};
 use pemba_server::{Limits, Node, ServeOptions};
 use pemba_store::Datastore;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 pub use faults::Fault;
 pub use history::Event;
@@ -50,6 +52,8 @@ pub enum Broken {
     IgnoreClockBound,
     /// A node restarted on a wiped disk takes part in Raft at once.
     SkipEmptyStorageGuard,
+    /// The Raft log reports votes and entries durable without syncing them.
+    SkipLogSyncs,
 }
 
 /// One simulation run.
@@ -217,7 +221,8 @@ async fn run_node(
         cluster_secret: SECRET.into(),
         heartbeat_interval: Duration::from_millis(100),
         election_timeout: Duration::from_millis(500),
-        snapshot_every: 100,
+        // Small, so that a node down for a second or two catches up by a snapshot.
+        snapshot_every: 25,
         clock_tick: CLOCK_TICK,
         max_staleness: MAX_STALENESS,
         max_clock_offset: MAX_CLOCK_OFFSET,
@@ -233,6 +238,7 @@ async fn run_node(
     replica.inject(pemba_cluster::Faults {
         ignore_clock_bound: broken == Broken::IgnoreClockBound,
         skip_empty_storage_guard: broken == Broken::SkipEmptyStorageGuard,
+        skip_log_syncs: broken == Broken::SkipLogSyncs,
     });
     *state.current.lock() = Some((datastore.clone(), replica.clone()));
     let peers = turmoil::net::TcpListener::bind(("0.0.0.0", CLUSTER_PORT)).await?;
@@ -426,6 +432,8 @@ fn run_unguarded(config: &Config) -> Outcome {
         wiped: Default::default(),
         stalled: Default::default(),
         initial_voters: config.nodes,
+        losses: Mutex::new(ChaCha8Rng::seed_from_u64(config.seed ^ 0x10_55e5)),
+        installs_armed: Mutex::new(None),
     };
     let mut injected = Vec::new();
     let mut violations = Vec::new();
@@ -449,7 +457,15 @@ fn run_unguarded(config: &Config) -> Outcome {
         }
         match sim.step() {
             Ok(true) => break,
-            Ok(false) => {}
+            Ok(false) => {
+                if sim.elapsed() < config.faulty {
+                    if let Some(done) = controls.crash_installing(&mut sim) {
+                        injected.push(format!("[{:?}] {done}", sim.elapsed()));
+                    }
+                } else {
+                    *controls.installs_armed.lock() = None;
+                }
+            }
             Err(e) => {
                 violations.push(format!("the simulation failed: {e}"));
                 break;

@@ -239,6 +239,7 @@ impl Identity {
         let bytes = encode(founding).map_err(|e| storage(e.to_string()))?;
         self.backend
             .write_meta(FOUNDING_KEY, &bytes)
+            .and_then(|()| self.backend.sync())
             .map_err(|e| storage(e.to_string()))?;
         *held = Some(founding.clone());
         drop(held);

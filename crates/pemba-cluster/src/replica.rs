@@ -98,6 +98,9 @@ pub struct Replica {
     /// How long one attempt to reach the leader may take before it is retried (a connection
     /// that silently lost data must not use up a request's whole deadline).
     pub(crate) attempt_timeout: Duration,
+    /// Switches the log's syncs off (a deliberately broken build).
+    #[cfg(feature = "fault-injection")]
+    skip_log_syncs: pemba_raft::SkipSyncs,
     pub(crate) identity: Arc<Identity>,
     /// Unique to this process: request ids are `<prefix>-<counter>`.
     request_prefix: String,
@@ -138,6 +141,8 @@ impl Replica {
         let raft_config = raft_config(&config)?;
         let state_machine = StateMachine::new(datastore.clone())?;
         let log = LogStore::new(log);
+        #[cfg(feature = "fault-injection")]
+        let skip_log_syncs = log.skip_syncs();
         let backend: Arc<dyn LogBackend> = log.backend();
         let peers = Arc::new(Peers::new(
             dialer,
@@ -177,6 +182,8 @@ impl Replica {
             identity: Arc::new(identity),
             request_prefix: format!("{}-{nonce:016x}", config.node_id),
             request_counter: AtomicU64::new(0),
+            #[cfg(feature = "fault-injection")]
+            skip_log_syncs,
         });
         replica
             .peers
@@ -246,6 +253,9 @@ impl Replica {
             .store(faults.ignore_clock_bound, Relaxed);
         if faults.skip_empty_storage_guard {
             self.identity.skip_guard();
+        }
+        if faults.skip_log_syncs {
+            self.skip_log_syncs.engage();
         }
     }
 
@@ -415,6 +425,8 @@ pub struct Faults {
     pub ignore_clock_bound: bool,
     /// Take part in Raft with empty storage, without asking the peers first.
     pub skip_empty_storage_guard: bool,
+    /// Report votes and log entries durable without syncing them.
+    pub skip_log_syncs: bool,
 }
 
 /// Whether Raft state exists: a vote, or a log (or a snapshot).

@@ -15,6 +15,8 @@ mod request;
 mod runtime;
 mod state_machine;
 
+#[cfg(feature = "fault-injection")]
+pub use log_store::SkipSyncs;
 pub use log_store::{LogBackend, LogBackendError, LogStore, MemoryLog};
 pub use request::{Rejection, RejectionKind, Request, WriteOutcome, Written};
 pub use runtime::{seed_randomness, PembaRuntime, SeededRng};

@@ -24,17 +24,21 @@ const LAST_PURGED: &str = "last_purged";
 #[error("raft log storage: {0}")]
 pub struct LogBackendError(pub String);
 
-/// Where the log lives: entries by index plus a few metadata values. Every mutating method must
-/// have made its change durable (fsynced) before it returns: Raft counts a vote or an entry as
-/// promised the moment the call returns.
+/// Where the log lives: entries by index plus a few metadata values.
+///
+/// Durability works like a write-ahead log: each mutating method is one atomic step, visible to
+/// reads at once, and durable once a later [`LogBackend::sync`] returns (a backend may make it
+/// durable sooner). A crash may lose steps not yet synced, but only the newest ones: what
+/// survives is always every step up to some point, in order. Raft counts a vote or an entry as
+/// promised once it is reported durable, so [`LogStore`] syncs before it reports.
 pub trait LogBackend: Send + Sync + 'static {
     /// The metadata value under `key`.
     fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogBackendError>;
-    /// Stores a metadata value, durably.
+    /// Stores a metadata value.
     fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), LogBackendError>;
-    /// Appends encoded entries by index, durably, in one atomic step.
+    /// Appends encoded entries by index, in one atomic step.
     fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), LogBackendError>;
-    /// Removes every entry at or after `from`, durably.
+    /// Removes every entry at or after `from`.
     fn truncate_from(&self, from: u64) -> Result<(), LogBackendError>;
     /// Removes every entry at or before `upto` and stores the metadata value `(key, value)`, in
     /// one atomic step.
@@ -43,10 +47,13 @@ pub trait LogBackend: Send + Sync + 'static {
     fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LogBackendError>;
     /// The entry with the highest index.
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogBackendError>;
+    /// Makes every step before this call durable (fsynced) before it returns.
+    fn sync(&self) -> Result<(), LogBackendError>;
 }
 
 /// A log backend in memory, for tests and simulations. Clones share one "disk", so a node
-/// restarted over a clone finds its log and vote again.
+/// restarted over a clone finds its log and vote again: every step, synced or not, unless
+/// [`MemoryLog::crash`] is told to lose the unsynced ones.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryLog {
     disk: Arc<Mutex<MemoryDisk>>,
@@ -54,10 +61,47 @@ pub struct MemoryLog {
 
 #[derive(Debug, Default)]
 struct MemoryDisk {
-    meta: BTreeMap<String, Vec<u8>>,
-    entries: BTreeMap<u64, Vec<u8>>,
+    /// What reads see: every step.
+    current: LogImage,
+    /// What survives any crash: the steps up to the last sync.
+    synced: LogImage,
+    /// The steps since the last sync, oldest first.
+    unsynced: Vec<Step>,
     /// Every write fails while set, as on a full or failing disk.
     failing: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct LogImage {
+    meta: BTreeMap<String, Vec<u8>>,
+    entries: BTreeMap<u64, Vec<u8>>,
+}
+
+/// One mutating step, as a write-ahead log records it.
+#[derive(Debug, Clone)]
+enum Step {
+    WriteMeta(String, Vec<u8>),
+    Append(Vec<(u64, Vec<u8>)>),
+    TruncateFrom(u64),
+    PurgeUpto(u64, String, Vec<u8>),
+}
+
+impl LogImage {
+    fn apply(&mut self, step: &Step) {
+        match step {
+            Step::WriteMeta(key, value) => {
+                self.meta.insert(key.clone(), value.clone());
+            }
+            Step::Append(entries) => self.entries.extend(entries.iter().cloned()),
+            Step::TruncateFrom(from) => {
+                self.entries.split_off(from);
+            }
+            Step::PurgeUpto(upto, key, value) => {
+                self.entries = self.entries.split_off(&(upto + 1));
+                self.meta.insert(key.clone(), value.clone());
+            }
+        }
+    }
 }
 
 impl MemoryLog {
@@ -66,9 +110,29 @@ impl MemoryLog {
         *self.disk.lock() = MemoryDisk::default();
     }
 
+    /// What a crash leaves: every synced step, and of the `n` unsynced ones the first
+    /// `kept(n)` (at most `n`), as a write-ahead log whose tail had not reached the disk.
+    pub fn crash(&self, kept: impl FnOnce(usize) -> usize) {
+        let mut disk = self.disk.lock();
+        let unsynced = std::mem::take(&mut disk.unsynced);
+        let kept = kept(unsynced.len()).min(unsynced.len());
+        for step in &unsynced[..kept] {
+            disk.synced.apply(step);
+        }
+        disk.current = disk.synced.clone();
+    }
+
     /// Makes every write fail from now on (`true`), as on a full disk, or succeed again.
     pub fn set_failing(&self, failing: bool) {
         self.disk.lock().failing = failing;
+    }
+
+    /// Takes one step (fails while the disk is failing).
+    fn step(&self, step: Step) -> Result<(), LogBackendError> {
+        let mut disk = self.writable()?;
+        disk.current.apply(&step);
+        disk.unsynced.push(step);
+        Ok(())
     }
 
     /// The disk, for a write: fails while the disk is failing.
@@ -85,30 +149,31 @@ impl MemoryLog {
 
 impl LogBackend for MemoryLog {
     fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, LogBackendError> {
-        Ok(self.disk.lock().meta.get(key).cloned())
+        Ok(self.disk.lock().current.meta.get(key).cloned())
     }
 
     fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
-        self.writable()?
-            .meta
-            .insert(key.to_string(), value.to_vec());
-        Ok(())
+        self.step(Step::WriteMeta(key.to_string(), value.to_vec()))
     }
 
     fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), LogBackendError> {
-        self.writable()?.entries.extend(entries.iter().cloned());
-        Ok(())
+        self.step(Step::Append(entries.to_vec()))
     }
 
     fn truncate_from(&self, from: u64) -> Result<(), LogBackendError> {
-        self.writable()?.entries.split_off(&from);
-        Ok(())
+        self.step(Step::TruncateFrom(from))
     }
 
     fn purge_upto(&self, upto: u64, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
+        self.step(Step::PurgeUpto(upto, key.to_string(), value.to_vec()))
+    }
+
+    fn sync(&self) -> Result<(), LogBackendError> {
         let mut disk = self.writable()?;
-        disk.entries = disk.entries.split_off(&(upto + 1));
-        disk.meta.insert(key.to_string(), value.to_vec());
+        let disk = &mut *disk;
+        for step in disk.unsynced.drain(..) {
+            disk.synced.apply(&step);
+        }
         Ok(())
     }
 
@@ -118,6 +183,7 @@ impl LogBackend for MemoryLog {
         }
         let disk = self.disk.lock();
         Ok(disk
+            .current
             .entries
             .range(from..to)
             .map(|(i, e)| (*i, e.clone()))
@@ -128,6 +194,7 @@ impl LogBackend for MemoryLog {
         Ok(self
             .disk
             .lock()
+            .current
             .entries
             .last_key_value()
             .map(|(i, e)| (*i, e.clone())))
@@ -146,15 +213,39 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, LogBackendError> {
 }
 
 /// openraft's log storage over a [`LogBackend`]. Clones share the backend.
+///
+/// A vote, appended entries and a truncation are synced before the call reports them done
+/// (for entries: before the flush callback), so a crash never takes back a promise Raft made.
+/// The committed index and purges are not: losing them only means re-applying or keeping
+/// more of the log.
 pub struct LogStore<B> {
     backend: Arc<B>,
+    /// Set by a deliberately broken build: never sync (see [`LogStore::skip_syncs`]).
+    #[cfg(feature = "fault-injection")]
+    skip_syncs: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<B> Clone for LogStore<B> {
     fn clone(&self) -> Self {
         Self {
             backend: self.backend.clone(),
+            #[cfg(feature = "fault-injection")]
+            skip_syncs: self.skip_syncs.clone(),
         }
+    }
+}
+
+/// Switches a [`LogStore`]'s syncs off, for proving that a simulation whose crashes lose unsynced
+/// steps catches it. Production builds do not have it.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone)]
+pub struct SkipSyncs(Arc<std::sync::atomic::AtomicBool>);
+
+#[cfg(feature = "fault-injection")]
+impl SkipSyncs {
+    /// From now on, the store never syncs.
+    pub fn engage(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -162,7 +253,24 @@ impl<B: LogBackend> LogStore<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
+            #[cfg(feature = "fault-injection")]
+            skip_syncs: Arc::default(),
         }
+    }
+
+    /// The switch that makes this store (and its clones) skip every sync.
+    #[cfg(feature = "fault-injection")]
+    pub fn skip_syncs(&self) -> SkipSyncs {
+        SkipSyncs(self.skip_syncs.clone())
+    }
+
+    /// Makes every step so far durable.
+    fn sync(&self) -> Result<(), LogBackendError> {
+        #[cfg(feature = "fault-injection")]
+        if self.skip_syncs.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.backend.sync()
     }
 
     /// The backend, shared: for metadata of the node's own kept beside the log's.
@@ -238,6 +346,7 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         encode(vote)
             .and_then(|bytes| self.backend.write_meta(VOTE, &bytes))
+            .and_then(|()| self.sync())
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_vote(&e)))
     }
 
@@ -276,10 +385,10 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
             .map(|e| Ok((e.log_id.index, encode(&e)?)))
             .collect::<Result<Vec<_>, LogBackendError>>()
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))?;
-        // The backend has synced the entries when `append` returns: only then is the flush
-        // reported, as openraft requires.
+        // The entries are synced before the flush is reported, as openraft requires.
         self.backend
             .append(&encoded)
+            .and_then(|()| self.sync())
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))?;
         callback.log_io_completed(Ok(()));
         Ok(())
@@ -288,6 +397,7 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.backend
             .truncate_from(log_id.index)
+            .and_then(|()| self.sync())
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))
     }
 
@@ -295,5 +405,51 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
         encode(&log_id)
             .and_then(|bytes| self.backend.purge_upto(log_id.index, LAST_PURGED, &bytes))
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn indexes(log: &MemoryLog) -> Vec<u64> {
+        let entries = log.range(0, u64::MAX).expect("readable");
+        entries.into_iter().map(|(index, _)| index).collect()
+    }
+
+    #[test]
+    fn a_crash_keeps_what_was_synced_and_a_first_part_of_the_rest() {
+        let log = MemoryLog::default();
+        log.append(&[(1, vec![1]), (2, vec![2])]).unwrap();
+        log.sync().unwrap();
+        log.append(&[(3, vec![3])]).unwrap();
+        log.write_meta("vote", b"v").unwrap();
+        log.append(&[(4, vec![4])]).unwrap();
+        assert_eq!(indexes(&log), [1, 2, 3, 4], "reads see unsynced steps");
+
+        let mut offered = None;
+        log.crash(|unsynced| {
+            offered = Some(unsynced);
+            1
+        });
+        assert_eq!(offered, Some(3));
+        assert_eq!(indexes(&log), [1, 2, 3]);
+        assert_eq!(log.read_meta("vote").unwrap(), None, "the vote came after");
+
+        log.crash(|_| 0);
+        assert_eq!(indexes(&log), [1, 2, 3], "what survived a crash is on disk");
+    }
+
+    #[test]
+    fn a_crash_after_a_sync_loses_nothing() {
+        let log = MemoryLog::default();
+        log.write_meta("vote", b"v").unwrap();
+        log.append(&[(1, vec![1])]).unwrap();
+        log.truncate_from(1).unwrap();
+        log.append(&[(1, vec![9])]).unwrap();
+        log.sync().unwrap();
+        log.crash(|_| 0);
+        assert_eq!(log.range(0, 5).unwrap(), [(1, vec![9])]);
+        assert_eq!(log.read_meta("vote").unwrap(), Some(b"v".to_vec()));
     }
 }

@@ -252,8 +252,9 @@ impl Persistence for RocksPersistence {
     }
 }
 
-/// The Raft log in the same RocksDB database as the datastore. Every mutation is a synced write
-/// (the WAL fsynced) before it returns, as [`LogBackend`] requires.
+/// The Raft log in the same RocksDB database as the datastore. Each mutation is one atomic write
+/// to the write-ahead log; [`LogBackend::sync`] fsyncs the log (which a crash can only cut
+/// short, never reorder), so every earlier write is durable when it returns.
 pub struct RocksLog {
     db: Arc<DB>,
 }
@@ -269,11 +270,9 @@ impl RocksLog {
             .ok_or_else(|| log_error("column family missing", name))
     }
 
-    fn write_synced(&self, batch: WriteBatch) -> Result<(), LogBackendError> {
-        let mut options = WriteOptions::default();
-        options.set_sync(true);
+    fn write(&self, batch: WriteBatch) -> Result<(), LogBackendError> {
         self.db
-            .write_opt(batch, &options)
+            .write(batch)
             .map_err(|e| log_error("writing the Raft log", e))
     }
 }
@@ -295,7 +294,7 @@ impl LogBackend for RocksLog {
     fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.family(RAFT_META)?, key, value);
-        self.write_synced(batch)
+        self.write(batch)
     }
 
     fn append(&self, entries: &[(u64, Vec<u8>)]) -> Result<(), LogBackendError> {
@@ -304,7 +303,7 @@ impl LogBackend for RocksLog {
         for (index, entry) in entries {
             batch.put_cf(log, index.to_be_bytes(), entry);
         }
-        self.write_synced(batch)
+        self.write(batch)
     }
 
     fn truncate_from(&self, from: u64) -> Result<(), LogBackendError> {
@@ -315,7 +314,7 @@ impl LogBackend for RocksLog {
             u64::MAX.to_be_bytes(),
         );
         batch.delete_cf(self.family(RAFT_LOG)?, u64::MAX.to_be_bytes());
-        self.write_synced(batch)
+        self.write(batch)
     }
 
     fn purge_upto(&self, upto: u64, key: &str, value: &[u8]) -> Result<(), LogBackendError> {
@@ -326,7 +325,7 @@ impl LogBackend for RocksLog {
             0u64.to_be_bytes(),
             upto.saturating_add(1).to_be_bytes(),
         );
-        self.write_synced(batch)
+        self.write(batch)
     }
 
     fn range(&self, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LogBackendError> {
@@ -358,5 +357,11 @@ impl LogBackend for RocksLog {
             }
             None => Ok(None),
         }
+    }
+
+    fn sync(&self) -> Result<(), LogBackendError> {
+        self.db
+            .flush_wal(true)
+            .map_err(|e| log_error("syncing the Raft log", e))
     }
 }

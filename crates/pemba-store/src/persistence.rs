@@ -106,6 +106,12 @@ impl MemoryPersistence {
     pub fn wipe(&self) {
         *self.disk.lock() = Disk::default();
     }
+
+    /// How many times [`Persistence::replace`] has run since the disk was new: a simulation
+    /// watches it to crash a node as it installs a snapshot.
+    pub fn replacements(&self) -> u64 {
+        self.disk.lock().replacements
+    }
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +122,7 @@ struct Disk {
     schemas: Vec<(Revision, String)>,
     writes: Vec<AppliedWrite>,
     sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
+    replacements: u64,
 }
 
 impl Persistence for MemoryPersistence {
@@ -175,6 +182,7 @@ impl Persistence for MemoryPersistence {
 
     fn replace(&mut self, image: &Recovered) -> Result<(), PersistenceError> {
         let mut disk = self.disk.lock();
+        let replacements = disk.replacements + 1;
         *disk = Disk {
             head: image.head,
             horizon: image.horizon,
@@ -191,6 +199,7 @@ impl Persistence for MemoryPersistence {
             schemas: image.schemas.clone(),
             writes: image.writes.clone(),
             sidecar: image.sidecar.clone(),
+            replacements,
         };
         Ok(())
     }
