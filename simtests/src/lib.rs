@@ -54,6 +54,8 @@ pub enum Broken {
     SkipEmptyStorageGuard,
     /// The Raft log reports votes and entries durable without syncing them.
     SkipLogSyncs,
+    /// Reads (and Watch) at revisions garbage collection passed are answered from what is left.
+    IgnoreGcHorizon,
 }
 
 /// One simulation run.
@@ -235,6 +237,9 @@ async fn run_node(
         clock(state.clock_offset.clone()),
     )
     .await?;
+    if broken == Broken::IgnoreGcHorizon {
+        pemba_store::faults::ignore_gc_horizon();
+    }
     replica.inject(pemba_cluster::Faults {
         ignore_clock_bound: broken == Broken::IgnoreClockBound,
         skip_empty_storage_guard: broken == Broken::SkipEmptyStorageGuard,

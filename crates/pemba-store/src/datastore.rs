@@ -290,7 +290,7 @@ impl State {
     }
 
     fn check_readable(&self, at: Revision) -> Result<(), ReadError> {
-        if at < self.horizon {
+        if at < self.horizon && !gc_horizon_ignored() {
             return Err(ReadError::RevisionTooOld {
                 revision: at,
                 horizon: self.horizon,
@@ -863,9 +863,18 @@ pub struct SnapshotRead<'a> {
     snapshot: &'a Snapshot,
 }
 
+#[cfg(feature = "fault-injection")]
+use crate::faults::gc_horizon_ignored;
+
+/// Without deliberate bugs, the horizon is never ignored.
+#[cfg(not(feature = "fault-injection"))]
+fn gc_horizon_ignored() -> bool {
+    false
+}
+
 /// Whether the state still holds every version readable at `revision`.
 fn still_readable(state: &State, revision: Revision) -> Result<(), SnapshotError> {
-    match state.horizon <= revision {
+    match state.horizon <= revision || gc_horizon_ignored() {
         true => Ok(()),
         false => Err(SnapshotError::RevisionCollected {
             revision,

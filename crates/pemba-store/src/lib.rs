@@ -6,6 +6,8 @@
 //! see exactly the state after that revision, however many writes follow.
 
 mod datastore;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod filter;
 mod index;
 mod packed;
