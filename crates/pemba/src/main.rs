@@ -42,12 +42,18 @@ enum Command {
     Client(client::ClientCommand),
 }
 
+/// What is logged unless `PEMBA_LOG` or `RUST_LOG` says otherwise: Pemba's own INFO lines (every
+/// target starting with `pemba`: this binary and the `pemba_*` crates), and only the warnings and
+/// errors of the libraries below it (openraft's INFO lines narrate every vote and log id: a
+/// screenful at each start).
+const DEFAULT_LOG_FILTER: &str = "warn,pemba=info";
+
 fn main() -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PEMBA_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PEMBA_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -78,3 +78,63 @@ async fn metrics_health_and_readiness_are_served() {
         "SIGTERM ends the server cleanly"
     );
 }
+
+/// With the default log filter (neither `PEMBA_LOG` nor `RUST_LOG` set), a three-node cluster's
+/// first 30 seconds (founding, an election, a write) log Pemba's own INFO lines and no INFO line
+/// of openraft's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_logs_hold_pembas_info_lines_and_no_openraft_info_lines() {
+    let started = std::time::Instant::now();
+    let root = tempfile::tempdir().expect("a temp dir");
+    let cluster_addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let members = (1..=3)
+        .map(|id| format!("{id}={}", cluster_addrs[id - 1]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let default_filter = [("PEMBA_LOG", ""), ("RUST_LOG", "")].map(|(k, v)| (k.into(), v.into()));
+    let mut servers = Vec::new();
+    for id in 1..=3 {
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let args = [
+            "--node-id",
+            &id.to_string(),
+            "--cluster-addr",
+            &cluster_addrs[id - 1],
+            "--initial-members",
+            &members,
+            "--cluster-secret",
+            "observability-test-secret",
+        ]
+        .map(String::from);
+        let dir = root.path().join(format!("node-{id}"));
+        let server =
+            Server::start_with_env(&dir, &metrics_addr, free_port(), &args, &default_filter);
+        servers.push((server, metrics_addr));
+    }
+    for (_, metrics_addr) in &servers {
+        support::wait_ready(metrics_addr);
+    }
+    let mut schema = SchemaServiceClient::connect(servers[1].0.url())
+        .await
+        .expect("connects");
+    let request = authorized(api::WriteSchemaRequest {
+        schema: "definition user {}".into(),
+    });
+    schema.write_schema(request).await.expect("schema written");
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(started.elapsed())).await;
+
+    let logs: Vec<String> = servers.iter().map(|(server, _)| server.log()).collect();
+    let all = logs.join("\n");
+    let openraft_info: Vec<&str> = all
+        .lines()
+        .filter(|line| line.contains(" INFO ") && line.contains("openraft"))
+        .collect();
+    assert!(openraft_info.is_empty(), "{openraft_info:#?}");
+    assert!(
+        logs.iter().all(|log| log.contains("pemba is serving")),
+        "every node logs that it serves:\n{all}"
+    );
+    assert!(all.contains("founding a new cluster"), "{all}");
+}

@@ -60,7 +60,8 @@ impl Server {
         Self::start_with_env(data_dir, metrics_addr, port, extra, &[])
     }
 
-    /// Like [`Server::start_with_args`], with `env` added to the process environment.
+    /// Like [`Server::start_with_args`], with `env` added to the process environment (the log
+    /// filter is `PEMBA_LOG=info` unless `env` sets it; set to `""` it means the default).
     pub fn start_with_env(
         data_dir: &Path,
         metrics_addr: &str,
@@ -78,7 +79,15 @@ impl Server {
             .append(true)
             .open(&log)
             .expect("the server log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_pemba"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pemba"));
+        command.env("PEMBA_LOG", "info");
+        for (key, value) in env {
+            match value.is_empty() {
+                true => command.env_remove(key),
+                false => command.env(key, value),
+            };
+        }
+        let child = command
             .args([
                 "serve",
                 "--grpc-preshared-key",
@@ -91,8 +100,6 @@ impl Server {
             ])
             .arg(data_dir)
             .args(extra)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PEMBA_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
