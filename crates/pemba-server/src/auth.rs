@@ -5,7 +5,9 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
-/// Accepts requests whose `authorization` header is `Bearer <key>` for one of the keys.
+/// Accepts requests whose `authorization` header is `Bearer <key>` for one of the keys. As
+/// SpiceDB: no header or no key is UNAUTHENTICATED, a key that is not one of them
+/// PERMISSION_DENIED.
 #[derive(Clone)]
 pub struct PresharedKeys {
     keys: Arc<Vec<Vec<u8>>>,
@@ -40,10 +42,15 @@ impl PresharedKeys {
             .ok_or_else(|| {
                 Status::unauthenticated("the authorization header must be `Bearer <key>`")
             })?;
+        if presented.is_empty() {
+            return Err(Status::unauthenticated("missing preshared key"));
+        }
         if self.accepts(presented) {
             Ok(request)
         } else {
-            Err(Status::unauthenticated("invalid preshared key"))
+            Err(Status::permission_denied(
+                "invalid preshared key: invalid token",
+            ))
         }
     }
 }
@@ -67,15 +74,13 @@ mod tests {
         let keys = PresharedKeys::new(vec!["secret".into(), "other".into()]);
         assert!(keys.check(with_header(Some("Bearer secret"))).is_ok());
         assert!(keys.check(with_header(Some("Bearer other"))).is_ok());
-        for bad in [
-            None,
-            Some("Bearer secre"),
-            Some("Bearer secrets"),
-            Some("secret"),
-            Some("Bearer "),
-        ] {
-            let err = keys.check(with_header(bad)).unwrap_err();
-            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{bad:?}");
+        for missing in [None, Some("secret"), Some("Bearer ")] {
+            let err = keys.check(with_header(missing)).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{missing:?}");
+        }
+        for wrong in [Some("Bearer secre"), Some("Bearer secrets")] {
+            let err = keys.check(with_header(wrong)).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{wrong:?}");
         }
     }
 }

@@ -372,7 +372,7 @@ fn large_imports_commit_in_parts_and_stop_at_a_bad_line() {
 }
 
 #[test]
-fn a_wrong_or_missing_token_is_unauthenticated() {
+fn a_wrong_token_is_denied_and_a_missing_one_unauthenticated() {
     let server = Server::start();
     let wrong = server
         .command(&["schema", "read", "--token", "wrong"])
@@ -380,7 +380,7 @@ fn a_wrong_or_missing_token_is_unauthenticated() {
         .expect("pemba runs");
     assert!(!wrong.status.success());
     let stderr = String::from_utf8_lossy(&wrong.stderr);
-    assert!(stderr.starts_with("error: Unauthenticated: "), "{stderr}");
+    assert!(stderr.starts_with("error: PermissionDenied: "), "{stderr}");
 
     let missing = server
         .command(&["permission", "check", "document:plan", "view", "user:tom"])

@@ -116,7 +116,7 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A gRPC error as `<code>: <message>`, e.g. `Unauthenticated: invalid preshared key`.
+/// A gRPC error as `<code>: <message>`, e.g. `PermissionDenied: invalid preshared key: invalid token`.
 fn rpc_error(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", status.code(), status.message())
 }
