@@ -1,26 +1,16 @@
 // Drives a SpiceDB-API server with SpiceDB's official Node client (@authzed/authzed-node) and
 // prints one line per outcome. Run against real SpiceDB and against Pemba, the outputs must be
 // equal: tokens are printed only as "token", lists sorted, errors as their gRPC code.
-//   node suite.mjs <host:port> <preshared key>
+//   node suite.mjs <host:port> <preshared key> <schema file>
+import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { v1 } from "@authzed/authzed-node";
 
-const [endpoint, key] = process.argv.slice(2);
+const [endpoint, key, schemaFile] = process.argv.slice(2);
 const client = v1.NewClient(key, endpoint, v1.ClientSecurity.INSECURE_PLAINTEXT_CREDENTIALS);
 const api = client.promises;
 
-const SCHEMA = `definition user {}
-
-definition group {
-    relation member: user | group#member
-}
-
-definition document {
-    relation owner: user
-    relation viewer: user | group#member
-    permission edit = owner
-    permission view = viewer + edit
-}`;
+const SCHEMA = readFileSync(schemaFile, "utf8");
 
 const object = (objectType, objectId) => v1.ObjectReference.create({ objectType, objectId });
 const subject = (type, id, optionalRelation = "") =>

@@ -1,11 +1,12 @@
-//! SpiceDB's official Node client (`@authzed/authzed-node`) against `pemba serve` and against the
-//! SpiceDB server: `tests/node/suite.mjs` runs schema, writes with tokens, checks, a bulk check,
-//! both lookups, read, expand, delete, an unknown permission and a wrong key, printing one line
-//! per outcome; both servers must print the same lines.
+//! SpiceDB's official Node and Go clients against `pemba serve` and against the SpiceDB server:
+//! `tests/node/suite.mjs` (`@authzed/authzed-node`) and `tests/go` (`authzed-go`) each run
+//! schema, writes with tokens, checks, a bulk check, both lookups, read, expand, delete, an
+//! unknown permission and a wrong key, printing one line per outcome; both servers must print
+//! the same lines.
 //!
-//! Run `bash .ci/install-clients.sh` first (CI does): it builds the SpiceDB server into
-//! `~/.cache/pemba/go-bin` and installs the Node client into `~/.cache/pemba/node-client`
-//! (`PEMBA_CLIENTS_DIR` moves both).
+//! Run `bash .ci/install-clients.sh` first (CI does): it builds the SpiceDB server and the Go
+//! suite into `~/.cache/pemba/go-bin` and installs the Node client into
+//! `~/.cache/pemba/node-client` (`PEMBA_CLIENTS_DIR` moves them).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -73,9 +74,9 @@ impl Drop for SpiceDb {
     }
 }
 
-/// Runs the suite against `endpoint` (the script is copied next to the installed client, whose
-/// modules it imports).
-fn run_suite(endpoint: &str) -> Output {
+/// Runs the Node suite against `endpoint` (the script is copied next to the installed client,
+/// whose modules it imports).
+fn run_node_suite(endpoint: &str) -> Output {
     let dir = installed(clients_dir().join("node-client/node_modules/@authzed/authzed-node"));
     let node_dir = dir.ancestors().nth(3).expect("the client directory");
     let script = node_dir.join("suite.mjs");
@@ -84,32 +85,63 @@ fn run_suite(endpoint: &str) -> Output {
     Command::new("node")
         .arg(&script)
         .args([endpoint, KEY])
+        .arg(schema_file())
         .current_dir(node_dir)
         .stdin(Stdio::null())
         .output()
         .expect("node runs")
 }
 
+/// Runs the Go suite (built by the install script) against `endpoint`.
+fn run_go_suite(endpoint: &str) -> Output {
+    Command::new(installed(
+        clients_dir().join("go-bin/pemba-go-client-suite"),
+    ))
+    .args([endpoint, KEY])
+    .arg(schema_file())
+    .stdin(Stdio::null())
+    .output()
+    .expect("the Go suite runs")
+}
+
+/// The schema both suites write (and the Node suite reads back).
+fn schema_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/official_clients.zed")
+}
+
 fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
-fn the_node_client_gets_the_same_answers_from_pemba_as_from_spicedb() {
+/// Runs `suite` against the SpiceDB server, then against Pemba; returns Pemba's output once it
+/// is shown equal to SpiceDB's.
+fn same_as_spicedb(suite: fn(&str) -> Output) -> String {
     let port = free_port();
     let spicedb = SpiceDb::start(port);
-    let expected = run_suite(&format!("127.0.0.1:{port}"));
+    let expected = suite(&format!("127.0.0.1:{port}"));
     drop(spicedb);
     assert!(expected.status.success(), "against SpiceDB: {expected:?}");
 
     let data = tempfile::tempdir().expect("a temp dir");
     let server = Server::start(data.path());
-    let actual = run_suite(server.url().trim_start_matches("http://"));
+    let actual = suite(server.url().trim_start_matches("http://"));
     assert!(actual.status.success(), "against Pemba: {actual:?}");
     assert_eq!(
         text(&actual),
         text(&expected),
         "Pemba (left) and SpiceDB (right) differ"
     );
-    assert_eq!(text(&actual).lines().count(), 21, "{}", text(&actual));
+    text(&actual)
+}
+
+#[test]
+fn the_node_client_gets_the_same_answers_from_pemba_as_from_spicedb() {
+    let output = same_as_spicedb(run_node_suite);
+    assert_eq!(output.lines().count(), 21, "{output}");
+}
+
+#[test]
+fn the_go_client_gets_the_same_answers_from_pemba_as_from_spicedb() {
+    let output = same_as_spicedb(run_go_suite);
+    assert_eq!(output.lines().count(), 18, "{output}");
 }
