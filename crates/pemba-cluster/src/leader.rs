@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::raft::ClientWriteResponse;
 use pemba_proto::pemba::cluster::v1 as proto;
 use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
-use pemba_raft::{NodeId, Request, WriteOutcome, Written};
+use pemba_raft::{NodeId, Request, TypeConfig, WriteOutcome, Written};
 use pemba_store::WriteCommand;
 use tokio::time::{sleep, timeout_at, Instant};
 use tonic::transport::Channel;
@@ -149,8 +150,17 @@ impl Replica {
             timestamp,
             command: Box::new(command),
         };
+        Ok(self.append_as_leader(request).await?.data)
+    }
+
+    /// Appends `request` to the log through this node, which must be the leader; returns once it
+    /// is committed and applied here.
+    async fn append_as_leader(
+        &self,
+        request: Request,
+    ) -> Result<ClientWriteResponse<TypeConfig>, LeaderRefusal> {
         match self.raft.client_write(request).await {
-            Ok(response) => Ok(response.data),
+            Ok(response) => Ok(response),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(LeaderRefusal::NotLeader {
                     node: self.node_id,
@@ -266,20 +276,10 @@ impl Replica {
         if lag <= self.clock_tick {
             return Ok(None);
         }
-        match self
-            .raft
-            .client_write(Request::Tick { timestamp: now })
-            .await
-        {
-            Ok(response) => Ok(Some(response.log_id.index)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(LeaderRefusal::NotLeader {
-                    node: self.node_id,
-                    leader: forward.leader_id.filter(|l| *l != self.node_id),
-                })
-            }
-            Err(_) => Err(LeaderRefusal::Stopped { node: self.node_id }),
-        }
+        let tick = self
+            .append_as_leader(Request::Tick { timestamp: now })
+            .await?;
+        Ok(Some(tick.log_id.index))
     }
 }
 
