@@ -77,8 +77,8 @@ impl Drop for SpiceDb {
 /// Runs the Node suite against `endpoint` (the script is copied next to the installed client,
 /// whose modules it imports).
 fn run_node_suite(endpoint: &str) -> Output {
-    let dir = installed(clients_dir().join("node-client/node_modules/@authzed/authzed-node"));
-    let node_dir = dir.ancestors().nth(3).expect("the client directory");
+    let node_dir = clients_dir().join("node-client");
+    installed(node_dir.join("node_modules/@authzed/authzed-node"));
     let script = node_dir.join("suite.mjs");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/suite.mjs");
     std::fs::copy(&source, &script).expect("the suite is copied");
@@ -86,7 +86,7 @@ fn run_node_suite(endpoint: &str) -> Output {
         .arg(&script)
         .args([endpoint, KEY])
         .arg(schema_file())
-        .current_dir(node_dir)
+        .current_dir(&node_dir)
         .stdin(Stdio::null())
         .output()
         .expect("node runs")
