@@ -1,9 +1,10 @@
-//! Servers the report starts as child processes (Pemba nodes, the no-op service), and what
-//! they cost: CPU time and peak resident memory, read from `/proc`.
+//! Servers the report starts as child processes (Pemba nodes, SpiceDB, OpenFGA, the no-op
+//! service), pinned to the server cores, and what they cost: CPU time and peak resident memory,
+//! read from `/proc`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -13,6 +14,77 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The cores every server runs on, the same for every system; the load generator runs on
+/// others (`report.sh` pins it with `taskset`).
+#[derive(Debug, Clone, Default)]
+pub struct Pinning {
+    /// A `taskset -c` CPU list (`1`, `2-3`); `None`: not pinned.
+    pub cpus: Option<String>,
+}
+
+impl Pinning {
+    /// The CPU numbers of the list (`2-3,5` is 2, 3 and 5).
+    pub fn cpu_numbers(&self) -> Vec<usize> {
+        let Some(list) = &self.cpus else {
+            return Vec::new();
+        };
+        let mut numbers = Vec::new();
+        for part in list.split(',') {
+            let (low, high) = part.split_once('-').unwrap_or((part, part));
+            if let (Ok(low), Ok(high)) = (low.trim().parse::<usize>(), high.trim().parse::<usize>())
+            {
+                numbers.extend(low..=high);
+            }
+        }
+        numbers
+    }
+
+    /// `program args…`, pinned: run through `taskset -c`, with Go's `GOMAXPROCS` and tokio's
+    /// `TOKIO_WORKER_THREADS` set to the number of cores (each would see the affinity mask
+    /// anyway; this makes it explicit).
+    pub fn command(&self, program: &Path, args: &[String]) -> Command {
+        let Some(cpus) = &self.cpus else {
+            let mut command = Command::new(program);
+            command.args(args);
+            return command;
+        };
+        let cores = self.cpu_numbers().len().max(1).to_string();
+        let mut command = Command::new("taskset");
+        command
+            .arg("-c")
+            .arg(cpus)
+            .arg(program)
+            .args(args)
+            .env("GOMAXPROCS", &cores)
+            .env("TOKIO_WORKER_THREADS", &cores);
+        command
+    }
+}
+
+/// Time the given CPUs have spent busy (not idle, not waiting for I/O), from `/proc/stat`:
+/// what everything pinned to them cost, PostgreSQL included.
+pub fn busy_time(cpus: &[usize]) -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return Duration::ZERO;
+    };
+    let mut ticks = 0u64;
+    for line in stat.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(cpu) = fields.next().and_then(|name| name.strip_prefix("cpu")) else {
+            continue;
+        };
+        if !cpu.parse::<usize>().is_ok_and(|n| cpus.contains(&n)) {
+            continue;
+        }
+        let values: Vec<u64> = fields.filter_map(|v| v.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal …
+        let total: u64 = values.iter().take(8).sum();
+        let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+        ticks += total.saturating_sub(idle);
+    }
+    Duration::from_millis(ticks * 10)
+}
+
 /// A running child process, killed when dropped.
 pub struct Server {
     child: Child,
@@ -20,12 +92,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Runs `program args…` and waits until it accepts connections on `port`.
-    pub fn start(program: &Path, args: &[String], port: u16, log: &Path) -> anyhow::Result<Self> {
+    /// Runs `program args…` pinned by `pinning` and waits until it accepts connections on
+    /// `port`; its output goes to `log`.
+    pub fn start(
+        program: &Path,
+        args: &[String],
+        port: u16,
+        log: &Path,
+        pinning: &Pinning,
+    ) -> anyhow::Result<Self> {
         let log_file = std::fs::File::create(log)?;
-        let child = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
+        let child = pinning
+            .command(program, args)
+            .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
@@ -74,10 +153,6 @@ pub struct Usage {
 impl Usage {
     pub fn of(pid: u32) -> Usage {
         Self::read(&format!("/proc/{pid}")).unwrap_or_default()
-    }
-
-    pub fn of_self() -> Usage {
-        Self::read("/proc/self").unwrap_or_default()
     }
 
     fn read(proc_dir: &str) -> Option<Usage> {
