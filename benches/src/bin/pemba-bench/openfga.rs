@@ -15,6 +15,8 @@ use anyhow::Context;
 use pemba_proto::authzed::api::v1 as api;
 use tonic::transport::Channel;
 
+use crate::target::{authorized, status_text};
+
 /// Generated from `proto/openfga/v1/openfga.proto`.
 #[allow(clippy::all, missing_docs)]
 pub mod proto {
@@ -188,10 +190,6 @@ fn consistency(requested: Option<&api::Consistency>) -> i32 {
     }
 }
 
-fn status_text(status: tonic::Status) -> String {
-    format!("{:?}: {}", status.code(), status.message())
-}
-
 impl OpenFga {
     /// Connects to `channel`, creates a store named `name` and writes the document-sharing
     /// model into it.
@@ -231,11 +229,7 @@ impl OpenFga {
     }
 
     fn authorized<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Ok(value) = format!("Bearer {}", self.key).parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        request
+        authorized(message, &self.key)
     }
 
     /// Writes the TOUCHes of `request` as tuples (duplicates ignored, as a TOUCH would).

@@ -61,6 +61,12 @@ impl Pinning {
     }
 }
 
+/// CPU time counted in the kernel's clock ticks (`USER_HZ`, 1/100 s on Linux), as in
+/// `/proc/stat` and `/proc/<pid>/stat`.
+fn clock_ticks(ticks: u64) -> Duration {
+    Duration::from_millis(ticks * 10)
+}
+
 /// Time the given CPUs have spent busy (not idle, not waiting for I/O), from `/proc/stat`:
 /// what everything pinned to them cost, PostgreSQL included.
 pub fn busy_time(cpus: &[usize]) -> Duration {
@@ -82,7 +88,7 @@ pub fn busy_time(cpus: &[usize]) -> Duration {
         let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
         ticks += total.saturating_sub(idle);
     }
-    Duration::from_millis(ticks * 10)
+    clock_ticks(ticks)
 }
 
 /// A running child process, killed when dropped.
@@ -171,8 +177,7 @@ impl Usage {
             .parse()
             .ok()?;
         Some(Usage {
-            // The kernel counts in clock ticks of 1/100 s on Linux.
-            cpu: Duration::from_millis(ticks * 10),
+            cpu: clock_ticks(ticks),
             peak_rss_bytes: peak_kb * 1024,
         })
     }

@@ -4,13 +4,42 @@
 use std::fmt::Write as _;
 
 use crate::report::ReportOptions;
-use crate::systems::Setup;
+use crate::systems::{Setup, System};
 use crate::workload::Measured;
+
+/// What a row measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measuring {
+    /// One of the compared systems.
+    System(System),
+    /// Pemba's three-node cluster (the replicated write row).
+    PembaCluster,
+    /// The no-op service (the ceiling).
+    Noop,
+}
+
+impl Measuring {
+    /// The system column of the table.
+    pub fn label(self) -> &'static str {
+        match self {
+            Measuring::System(system) => system.label(),
+            Measuring::PembaCluster => "Pemba (3 nodes, fsync)",
+            Measuring::Noop => "no-op tonic service (ceiling)",
+        }
+    }
+
+    pub fn is_pemba(self) -> bool {
+        matches!(
+            self,
+            Measuring::System(System::Pemba) | Measuring::PembaCluster
+        )
+    }
+}
 
 /// One line of the table.
 pub struct Row {
     pub workload: String,
-    pub system: String,
+    pub system: Measuring,
     pub measured: Measured,
     /// CPU cores used on average while measured (see `report::measure`).
     pub cpu_cores: f64,
@@ -72,30 +101,26 @@ fn header(out: &mut String, options: &ReportOptions, setup: &Setup) {
 /// Pemba's throughput and p99 against every other system's, workload by workload.
 fn ratios(out: &mut String, rows: &[Row]) {
     for workload in workloads(rows) {
-        let of = |prefix: &str| {
-            rows.iter()
-                .filter(|r| r.workload == workload && r.system.starts_with(prefix))
-                .collect::<Vec<_>>()
-        };
-        let Some(pemba) = of("Pemba (1 node)").into_iter().next() else {
+        let pemba = Measuring::System(System::Pemba);
+        let Some(pemba) = rows
+            .iter()
+            .find(|r| r.workload == workload && r.system == pemba)
+        else {
             continue;
         };
         let others: Vec<String> = rows
             .iter()
-            .filter(|r| {
-                r.workload == workload
-                    && !r.system.starts_with("Pemba")
-                    && !r.system.starts_with("no-op")
-            })
+            .filter(|r| r.workload == workload && !r.system.is_pemba())
+            .filter(|r| matches!(r.system, Measuring::System(_)))
             .map(|other| {
                 let theirs = other.measured.throughput();
+                let system = other.system.label();
                 if theirs == 0.0 {
-                    return format!("unbounded against {} (it answered none)", other.system);
+                    return format!("unbounded against {system} (it answered none)");
                 }
                 format!(
-                    "{:.1}× {} (p99 {:.2} vs {:.2} ms)",
+                    "{:.1}× {system} (p99 {:.2} vs {:.2} ms)",
                     pemba.measured.throughput() / theirs,
-                    other.system,
                     pemba.measured.quantile_ms(0.99),
                     other.measured.quantile_ms(0.99)
                 )
@@ -121,7 +146,7 @@ pub fn render(rows: &[Row], notes: &[String], options: &ReportOptions, setup: &S
                 out,
                 "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.0} |",
                 row.workload,
-                row.system,
+                row.system.label(),
                 throughput(m),
                 m.quantile_ms(0.50),
                 m.quantile_ms(0.95),

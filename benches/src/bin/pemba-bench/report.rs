@@ -9,10 +9,10 @@ use anyhow::bail;
 use pemba_benches::{document_sharing, Dataset, DOCUMENT_SHARING_SCHEMA};
 
 use crate::process::{busy_time, free_port, Server};
-use crate::render::{render, Row};
+use crate::render::{render, Measuring, Row};
 use crate::systems::{pemba_cluster, Running, Setup, System, KEY};
 use crate::target::Target;
-use crate::workload::{self, Load, Measured, Shape, Workload};
+use crate::workload::{self, Load, Shape, Workload};
 
 /// Relationships per ImportBulkRelationships message (and per OpenFGA Write) while loading.
 const LOAD_BATCH: usize = 1000;
@@ -98,7 +98,7 @@ struct Answers {
     resource_times: Vec<Duration>,
 }
 
-/// The answer of `call` if it comes before `deadline` (sorted, for lists).
+/// The answer of `call` if it comes before `deadline`.
 async fn before<T>(
     deadline: Instant,
     call: impl std::future::Future<Output = Result<T, String>>,
@@ -119,8 +119,8 @@ fn sorted(list: Option<Vec<String>>) -> Option<Vec<String>> {
 /// Asks `target` the cross-checked questions, fully consistent, within the budget.
 async fn answers(target: &Target, dataset: &Dataset, seed: u64) -> anyhow::Result<Answers> {
     let full = workload::fully_consistent;
-    let deadline = Instant::now() + CROSS_CHECK_BUDGET;
     let began = Instant::now();
+    let deadline = began + CROSS_CHECK_BUDGET;
     let mut checks = Vec::new();
     for (document, user) in dataset.check_questions(CHECKED_QUESTIONS, 7) {
         let request = workload::check_request(&document, &user, full());
@@ -208,14 +208,16 @@ fn compare(system: System, ours: &Answers, theirs: &Answers) -> (String, bool) {
     (note, agree)
 }
 
-/// Runs `workload`; CPU is the busy time of the server cores (everything pinned to them) when
-/// servers are pinned, else the servers' own CPU time.
+/// Runs `step` against `measuring` (started as `running`) and makes its row. CPU is the busy
+/// time of the server cores (everything pinned to them) when servers are pinned, else the
+/// servers' own CPU time.
 async fn measure(
+    measuring: Measuring,
     running: &Running,
     step: &Step,
     shape: Shape,
     setup: &Setup,
-) -> (Measured, f64, u64) {
+) -> Row {
     let cores = setup.pinning.cpu_numbers();
     let cpu = || match cores.is_empty() {
         true => running.usage().cpu,
@@ -226,7 +228,13 @@ async fn measure(
     let measured = workload::run(&running.target, step.workload, shape, step.load).await;
     let used = cpu().saturating_sub(before).as_secs_f64() / started.elapsed().as_secs_f64();
     eprintln!("  {}: {}", step.label, crate::describe(&measured));
-    (measured, used, running.usage().peak_rss_bytes)
+    Row {
+        workload: step.label.clone(),
+        system: measuring,
+        measured,
+        cpu_cores: used,
+        peak_rss_bytes: running.usage().peak_rss_bytes,
+    }
 }
 
 /// How long to wait, at most, for the server cores to go idle before a measurement.
@@ -307,14 +315,7 @@ async fn run_system(
         if waited > Duration::from_secs(2) {
             eprintln!("  waited {waited:.1?} for the server cores to go idle");
         }
-        let (measured, cpu_cores, peak_rss_bytes) = measure(&running, step, shape, setup).await;
-        rows.push(Row {
-            workload: step.label.clone(),
-            system: system.label().into(),
-            measured,
-            cpu_cores,
-            peak_rss_bytes,
-        });
+        rows.push(measure(Measuring::System(system), &running, step, shape, setup).await);
     }
     if system == System::Pemba {
         notes.push(format!(
@@ -345,6 +346,18 @@ impl Verdict {
             bail!("failed requests in: {}", self.rows_with_errors.join("; "));
         }
         Ok(())
+    }
+}
+
+/// The verdict on measured `rows`, given whether every system agreed with Pemba.
+fn verdict(rows: &[Row], agree: bool) -> Verdict {
+    Verdict {
+        disagreed: !agree,
+        rows_with_errors: rows
+            .iter()
+            .filter(|r| r.measured.errors > 0 && r.system.is_pemba())
+            .map(|r| format!("{}, {}", r.workload, r.system.label()))
+            .collect(),
     }
 }
 
@@ -380,21 +393,13 @@ pub async fn report(options: &ReportOptions, setup: &Setup) -> anyhow::Result<(S
     for row in rows.iter().filter(|r| r.measured.errors > 0) {
         notes.push(format!(
             "{}, {}: {} failed requests, the first: {}.",
-            row.system,
+            row.system.label(),
             row.workload,
             row.measured.errors,
             row.measured.first_error.as_deref().unwrap_or("?")
         ));
     }
-    let verdict = Verdict {
-        disagreed: !agree,
-        rows_with_errors: rows
-            .iter()
-            .filter(|r| r.measured.errors > 0 && r.system.starts_with("Pemba"))
-            .map(|r| format!("{}, {}", r.workload, r.system))
-            .collect(),
-    };
-    Ok((render(&rows, &notes, options, setup), verdict))
+    Ok((render(&rows, &notes, options, setup), verdict(&rows, agree)))
 }
 
 /// Writes through the leader of a three-node Pemba cluster.
@@ -410,14 +415,7 @@ async fn cluster_writes(options: &ReportOptions, setup: &Setup) -> anyhow::Resul
         documents: 1000,
         users: 1000,
     };
-    let (measured, cpu_cores, peak_rss_bytes) = measure(&running, &step, shape, setup).await;
-    Ok(Row {
-        workload: step.label,
-        system: "Pemba (3 nodes, fsync)".into(),
-        measured,
-        cpu_cores,
-        peak_rss_bytes,
-    })
+    Ok(measure(Measuring::PembaCluster, &running, &step, shape, setup).await)
 }
 
 /// Checks against a service that answers without looking anything up: what the load
@@ -442,15 +440,8 @@ async fn noop_ceiling(
         workload: Workload::Check,
         load: options.load,
     };
-    let (measured, cpu_cores, peak_rss_bytes) =
-        measure(&running, &step, Shape::from(dataset), setup).await;
-    Ok(Row {
-        workload: step.label,
-        system: "no-op tonic service (ceiling)".into(),
-        measured,
-        cpu_cores,
-        peak_rss_bytes,
-    })
+    let shape = Shape::from(dataset);
+    Ok(measure(Measuring::Noop, &running, &step, shape, setup).await)
 }
 
 #[cfg(test)]
@@ -480,6 +471,31 @@ mod tests {
         let (note, agree) = compare(System::OpenFgaPostgres, &ours, &lookup);
         assert!(!agree);
         assert!(note.ends_with("DISAGREEMENT"), "{note}");
+    }
+
+    fn row(system: Measuring, errors: u64) -> Row {
+        let mut measured = workload::Measured::new(Duration::from_secs(1));
+        measured.errors = errors;
+        Row {
+            workload: "check".into(),
+            system,
+            measured,
+            cpu_cores: 1.0,
+            peak_rss_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn failed_requests_fail_the_report_only_on_pembas_rows() {
+        let theirs = row(Measuring::System(System::SpiceDbPostgres), 3);
+        assert!(verdict(&[theirs], true).into_result().is_ok());
+        for pemba in [Measuring::System(System::Pemba), Measuring::PembaCluster] {
+            let failed = verdict(&[row(pemba, 1)], true).into_result();
+            assert!(failed.is_err_and(|e| e.to_string().contains(pemba.label())));
+        }
+        assert!(verdict(&[row(Measuring::Noop, 0)], false)
+            .into_result()
+            .is_err());
     }
 
     #[test]

@@ -75,27 +75,29 @@ impl System {
             System::SpiceDbPostgres => {
                 let uri = format!("{}/spicedb?sslmode=disable", postgres(setup)?);
                 let spicedb = binary(&setup.spicedb)?;
-                run_to_end(
-                    &spicedb,
-                    &[
-                        "datastore",
-                        "migrate",
-                        "head",
-                        "--datastore-engine",
-                        "postgres",
-                    ],
-                    &["--datastore-conn-uri", &uri],
-                )?;
+                let migrate = [
+                    "datastore",
+                    "migrate",
+                    "head",
+                    "--datastore-engine",
+                    "postgres",
+                    "--datastore-conn-uri",
+                    &uri,
+                ];
+                run_to_end(&spicedb, &migrate)?;
                 (spicedb, spicedb_args(port, Some(&uri)))
             }
             System::OpenFgaPostgres => {
                 let uri = format!("{}/openfga?sslmode=disable", postgres(setup)?);
                 let openfga = binary(&setup.openfga)?;
-                run_to_end(
-                    &openfga,
-                    &["migrate", "--datastore-engine", "postgres"],
-                    &["--datastore-uri", &uri],
-                )?;
+                let migrate = [
+                    "migrate",
+                    "--datastore-engine",
+                    "postgres",
+                    "--datastore-uri",
+                    &uri,
+                ];
+                run_to_end(&openfga, &migrate)?;
                 (openfga, openfga_args(port, &uri))
             }
         };
@@ -139,21 +141,16 @@ fn postgres(setup: &Setup) -> anyhow::Result<&str> {
 }
 
 /// Runs a setup command (a migration) and fails with its output if it fails.
-fn run_to_end(program: &Path, args: &[&str], more: &[&str]) -> anyhow::Result<()> {
+fn run_to_end(program: &Path, args: &[&str]) -> anyhow::Result<()> {
     let output = Command::new(program)
         .args(args)
-        .args(more)
         .output()
         .with_context(|| format!("running {}", program.display()))?;
     if !output.status.success() {
         bail!(
             "{} {} failed: {}{}",
             program.display(),
-            args.iter()
-                .chain(more)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" "),
+            args.join(" "),
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );

@@ -26,11 +26,12 @@ pub enum Target {
 }
 
 /// A failed call's status, as the report shows it.
-fn status_text(status: tonic::Status) -> String {
+pub fn status_text(status: tonic::Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
 }
 
-fn authorized<T>(message: T, key: &str) -> tonic::Request<T> {
+/// `message` with the preshared key sent as `authorization: Bearer <key>`.
+pub fn authorized<T>(message: T, key: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Ok(value) = format!("Bearer {key}").parse() {
         request.metadata_mut().insert("authorization", value);

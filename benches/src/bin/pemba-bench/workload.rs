@@ -61,7 +61,8 @@ pub struct Measured {
 }
 
 impl Measured {
-    fn new(duration: Duration) -> Measured {
+    /// Nothing measured yet, over a period of `duration`.
+    pub fn new(duration: Duration) -> Measured {
         Measured {
             requests: 0,
             written: 0,
