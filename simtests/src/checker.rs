@@ -592,3 +592,44 @@ fn offset_seconds(a: SystemTime, b: SystemTime) -> f64 {
         Err(behind) => -behind.duration().as_secs_f64(),
     }
 }
+
+/// What one replica's datastore remembers of its state digests, and whether its state machine
+/// found its state diverged from the leader's.
+pub struct ReplicaDigests {
+    pub node: usize,
+    pub digests: Vec<(Revision, pemba_store::StateDigest)>,
+    pub divergence: Option<pemba_raft::Divergence>,
+}
+
+/// Replicas hold the same state at the same revision: no node found its state diverged from
+/// the leader's checkpoints, and the digests every two nodes remember of one revision are equal.
+pub fn replicas_agree(replicas: &[ReplicaDigests]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for replica in replicas {
+        if let Some(divergence) = &replica.divergence {
+            violations.push(format!(
+                "node {} found its state diverged from the leader's: {divergence}",
+                replica.node
+            ));
+        }
+    }
+    let mut first: BTreeMap<Revision, (usize, pemba_store::StateDigest)> = BTreeMap::new();
+    for replica in replicas {
+        for (revision, digest) in &replica.digests {
+            match first.get(revision) {
+                Some((other, theirs)) if theirs != digest => {
+                    violations.push(format!(
+                        "state digests differ at revision {revision}: node {} has {digest}, node {other} {theirs}; the replicas diverged",
+                        replica.node
+                    ));
+                    return violations;
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(*revision, (replica.node, *digest));
+                }
+            }
+        }
+    }
+    violations
+}

@@ -56,6 +56,9 @@ pub enum Broken {
     SkipLogSyncs,
     /// Reads (and Watch) at revisions garbage collection passed are answered from what is left.
     IgnoreGcHorizon,
+    /// The third node's datastore silently drops one key of every write (its change log, and
+    /// the other nodes' states, stay right).
+    CorruptOneReplicasApply,
 }
 
 /// One simulation run.
@@ -228,6 +231,7 @@ async fn run_node(
         clock_tick: CLOCK_TICK,
         max_staleness: MAX_STALENESS,
         max_clock_offset: MAX_CLOCK_OFFSET,
+        digest_every: Duration::from_secs(1),
     };
     let replica = Replica::start(
         config,
@@ -239,6 +243,9 @@ async fn run_node(
     .await?;
     if broken == Broken::IgnoreGcHorizon {
         pemba_store::faults::ignore_gc_horizon();
+    }
+    if broken == Broken::CorruptOneReplicasApply && index == 2 {
+        datastore.corrupt_writes();
     }
     replica.inject(pemba_cluster::Faults {
         ignore_clock_bound: broken == Broken::IgnoreClockBound,
@@ -487,6 +494,20 @@ fn run_unguarded(config: &Config) -> Outcome {
         .collect();
     violations.extend(progress.lock().iter().cloned());
     violations.extend(checker::check(&events, &observed));
+    let replicas: Vec<checker::ReplicaDigests> = states
+        .iter()
+        .enumerate()
+        .filter_map(|(node, s)| {
+            let current = s.current.lock();
+            let (datastore, replica) = current.as_ref()?;
+            Some(checker::ReplicaDigests {
+                node: node + 1,
+                digests: datastore.recent_digests(),
+                divergence: replica.divergence(),
+            })
+        })
+        .collect();
+    violations.extend(checker::replicas_agree(&replicas));
     Outcome {
         events,
         faults: injected,

@@ -45,6 +45,7 @@ fn broken_by_name(name: &str) -> Broken {
         "SkipEmptyStorageGuard" => Broken::SkipEmptyStorageGuard,
         "SkipLogSyncs" => Broken::SkipLogSyncs,
         "IgnoreGcHorizon" => Broken::IgnoreGcHorizon,
+        "CorruptOneReplicasApply" => Broken::CorruptOneReplicasApply,
         _ => Broken::None,
     }
 }
@@ -257,5 +258,17 @@ fn the_checker_catches_nodes_that_rejoin_from_a_wiped_disk() {
         Broken::SkipEmptyStorageGuard,
         50,
         &["acknowledged write lost", "disagrees", "panicked"],
+    );
+}
+
+#[test]
+fn replicas_catch_a_replica_whose_state_departs_from_the_log() {
+    // The node itself must find it (its state's digest differs from the leader's checkpoint),
+    // not only the checker: its change log (which the checker compares between nodes) is right,
+    // its stored relationships are not.
+    caught_within(
+        Broken::CorruptOneReplicasApply,
+        50,
+        &["found its state diverged"],
     );
 }

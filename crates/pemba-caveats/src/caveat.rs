@@ -7,7 +7,7 @@ use cel::common::ast::{operators, Expr, IdedExpr};
 use cel::{Context, Env, Program, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::error::{CompileError, Diagnostic, EvaluationError};
+use crate::error::{CompileError, ContextError, Diagnostic, EvaluationError};
 use crate::ipaddress;
 use crate::typecheck;
 use crate::types::ParameterType;
@@ -125,10 +125,10 @@ impl Caveat {
             if let Some(ty) = self.parameters.get(key) {
                 let converted =
                     ty.convert(value)
-                        .map_err(|message| EvaluationError::ContextType {
+                        .map_err(|source| EvaluationError::ContextType {
                             caveat: self.name.clone(),
                             parameter: key.clone(),
-                            message,
+                            source,
                         })?;
                 typed.insert(key.clone(), converted);
             }
@@ -139,14 +139,17 @@ impl Caveat {
     /// Checks a context written on a relationship as SpiceDB does at write time: every key must
     /// be a parameter, and every value must convert to its parameter's type. The message is
     /// SpiceDB's (it answers these with the UNKNOWN status).
-    pub fn check_written_context(&self, context: &Map<String, Json>) -> Result<(), String> {
+    pub fn check_written_context(&self, context: &Map<String, Json>) -> Result<(), ContextError> {
         for (key, value) in context {
             let ty = self
                 .parameters
                 .get(key)
-                .ok_or_else(|| format!("unknown parameter `{key}`"))?;
+                .ok_or_else(|| ContextError::UnknownParameter(key.clone()))?;
             ty.convert(value)
-                .map_err(|e| format!("could not convert context parameter `{key}`: {e}"))?;
+                .map_err(|source| ContextError::Conversion {
+                    parameter: key.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }

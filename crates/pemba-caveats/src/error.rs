@@ -4,6 +4,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::types::ConversionError;
+
 /// A caveat definition SpiceDB would refuse at schema write.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CompileError {
@@ -68,14 +70,27 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EvaluationError {
     /// A context value does not convert to its parameter's type.
-    #[error("type error for parameters for caveat `{caveat}`: could not convert context parameter `{parameter}`: {message}")]
+    #[error("type error for parameters for caveat `{caveat}`: could not convert context parameter `{parameter}`: {source}")]
     ContextType {
         caveat: String,
         parameter: String,
-        message: String,
+        source: ConversionError,
     },
     #[error("evaluation error for caveat {caveat}: {message}")]
     Runtime { caveat: String, message: String },
     #[error("caveat {caveat} evaluated to a non-boolean value {found}")]
     NotBoolean { caveat: String, found: String },
+}
+
+/// Why a context written on a relationship does not fit its caveat (SpiceDB's messages; it
+/// answers them with the UNKNOWN status).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ContextError {
+    #[error("unknown parameter `{0}`")]
+    UnknownParameter(String),
+    #[error("could not convert context parameter `{parameter}`: {source}")]
+    Conversion {
+        parameter: String,
+        source: ConversionError,
+    },
 }

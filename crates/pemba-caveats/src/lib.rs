@@ -12,4 +12,5 @@ mod typecheck;
 mod types;
 
 pub use caveat::{Caveat, Truth};
-pub use error::{CompileError, Diagnostic, EvaluationError};
+pub use error::{CompileError, ContextError, Diagnostic, EvaluationError};
+pub use types::{ConversionError, Found, Problem, TimeError};

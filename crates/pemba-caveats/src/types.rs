@@ -57,36 +57,40 @@ impl ParameterType {
 
     /// Converts one context value to this type exactly as SpiceDB converts the values of a
     /// `google.protobuf.Struct` (numbers are doubles; numeric types also accept numeric strings;
-    /// bytes are base64; durations use Go's syntax; timestamps are RFC 3339). The error message is
-    /// SpiceDB's, word for word.
-    pub fn convert(&self, value: &Json) -> Result<Value, String> {
+    /// bytes are base64; durations use Go's syntax; timestamps are RFC 3339). The error's
+    /// message is SpiceDB's, word for word.
+    pub fn convert(&self, value: &Json) -> Result<Value, ConversionError> {
         self.convert_unlabelled(value)
-            .map_err(|message| format!("for {self}: {message}"))
+            .map_err(|problem| ConversionError {
+                parameter_type: self.to_string(),
+                problem: Box::new(problem),
+            })
     }
 
-    /// [`ParameterType::convert`] without the `for <type>: ` SpiceDB puts before each message.
-    fn convert_unlabelled(&self, value: &Json) -> Result<Value, String> {
+    /// [`ParameterType::convert`] without the type SpiceDB names before each message.
+    fn convert_unlabelled(&self, value: &Json) -> Result<Value, Problem> {
+        let found = || Found::of(value);
         match self {
             ParameterType::Any => Ok(any_value(value)),
             ParameterType::Bool => match value {
                 Json::Bool(b) => Ok(Value::Bool(*b)),
-                _ => Err(required("bool", value)),
+                _ => Err(Problem::Required("bool", found())),
             },
             ParameterType::String => match value {
                 Json::String(s) => Ok(Value::String(Arc::new(s.clone()))),
-                _ => Err(required("string", value)),
+                _ => Err(Problem::Required("string", found())),
             },
             ParameterType::Int => {
                 let number = numeric("int64", value)?;
                 whole(number)
                     .map(|n| Value::Int(n as i64))
-                    .ok_or_else(|| format!("a int value is required, but found numeric value `{}`", go_big_float(number)))
+                    .ok_or_else(|| Problem::NotWhole("int", go_big_float(number)))
             }
             ParameterType::Uint => {
                 let number = numeric("uint64", value)?;
                 match whole(number) {
-                    None => Err(format!("a uint value is required, but found numeric value `{}`", go_big_float(number))),
-                    Some(n) if n < 0.0 => Err(format!("a uint value is required, but found int64 value `{}`", go_big_float(number))),
+                    None => Err(Problem::NotWhole("uint", go_big_float(number))),
+                    Some(n) if n < 0.0 => Err(Problem::Negative(go_big_float(number))),
                     // SpiceDB declares `uint` parameters as CEL ints.
                     Some(n) => Ok(Value::Int(n as i64)),
                 }
@@ -95,43 +99,47 @@ impl ParameterType {
             ParameterType::Bytes => match value {
                 Json::String(s) => base64_decode(s)
                     .map(|bytes| Value::Bytes(Arc::new(bytes)))
-                    .map_err(|offset| format!("bytes requires a base64 encoded string: illegal base64 data at input byte {offset}")),
-                _ => Err(format!("bytes requires a base64 unicode string, found: {} `{}`", go_type(value), go_value(value))),
+                    .map_err(Problem::Base64),
+                _ => Err(Problem::BytesNotString(found())),
             },
             ParameterType::Duration => match value {
                 Json::String(s) => parse_go_duration(s)
                     .map(Value::Duration)
-                    .ok_or_else(|| format!("could not parse duration string `{s}`: time: invalid duration \"{s}\"")),
-                _ => Err(format!("durations requires a duration string, found: {}", go_type(value))),
+                    .ok_or_else(|| Problem::Duration(s.clone())),
+                _ => Err(Problem::DurationNotString(go_type(value))),
             },
             ParameterType::Timestamp => match value {
                 Json::String(s) => check_go_rfc3339(s)
                     .and_then(|()| {
-                        chrono::DateTime::parse_from_rfc3339(s)
-                            .map_err(|e| format!("parsing time \"{s}\": {e}"))
+                        chrono::DateTime::parse_from_rfc3339(s).map_err(|source| {
+                            TimeError::Chrono {
+                                text: s.clone(),
+                                source,
+                            }
+                        })
                     })
                     .map(Value::Timestamp)
-                    .map_err(|e| format!("could not parse RFC 3339 formatted timestamp string `{s}`: {e}")),
-                _ => Err(format!("timestamps requires a RFC 3339 formatted timestamp string, found: {} `{}`", go_type(value), go_value(value))),
+                    .map_err(|e| Problem::Timestamp(s.clone(), e)),
+                _ => Err(Problem::TimestampNotString(found())),
             },
             ParameterType::IpAddress => match value {
                 Json::String(s) => IpAddress::parse(s)
                     .map(|ip| Value::Opaque(Arc::new(ip)))
-                    .ok_or_else(|| format!("could not parse ip address string `{s}`: ParseAddr(\"{s}\"): unable to parse IP")),
-                _ => Err(format!("ipaddress requires an ipaddress string, found: {} `{}`", go_type(value), go_value(value))),
+                    .ok_or_else(|| Problem::IpAddress(s.clone())),
+                _ => Err(Problem::IpAddressNotString(found())),
             },
             ParameterType::List(element) => match value {
                 Json::Array(items) => items
                     .iter()
                     .enumerate()
                     .map(|(index, item)| {
-                        element.convert(item).map_err(|e| {
-                            format!("found an invalid value for item at index {index}: {e}")
-                        })
+                        element
+                            .convert(item)
+                            .map_err(|e| Problem::ListItem(index, e))
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(|items| Value::List(Arc::new(items))),
-                _ => Err(format!("list requires a list, found: {}", go_type(value))),
+                _ => Err(Problem::ListNotList(go_type(value))),
             },
             ParameterType::Map(element) => match value {
                 Json::Object(entries) => {
@@ -139,39 +147,122 @@ impl ParameterType {
                     for (key, item) in entries {
                         let converted = element
                             .convert(item)
-                            .map_err(|e| format!("found an invalid value for key `{key}`: {e}"))?;
+                            .map_err(|e| Problem::MapValue(key.clone(), e))?;
                         map.insert(Key::String(Arc::new(key.clone())), converted);
                     }
                     Ok(Value::Map(Map { map: Arc::new(map) }))
                 }
-                _ => Err(format!("map requires a map, found: {}", go_type(value))),
+                _ => Err(Problem::MapNotMap(go_type(value))),
             },
         }
     }
 }
 
-/// SpiceDB's message for a value of the wrong JSON kind (`go_name` is the Go type it wanted).
-fn required(go_name: &str, value: &Json) -> String {
-    format!(
-        "a {go_name} value is required, but found {} `{}`",
-        go_type(value),
-        go_value(value)
-    )
+/// A context value that does not convert to its parameter's type: SpiceDB's message, word for
+/// word (`for <type>: <problem>`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("for {parameter_type}: {problem}")]
+pub struct ConversionError {
+    /// The type as the schema writes it.
+    pub parameter_type: String,
+    pub problem: Box<Problem>,
 }
 
+/// A JSON value as Go prints it in SpiceDB's messages: `%T` and `%v`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub go_type: &'static str,
+    pub go_value: String,
+}
+
+impl Found {
+    fn of(value: &Json) -> Found {
+        Found {
+            go_type: go_type(value),
+            go_value: go_value(value),
+        }
+    }
+}
+
+/// What is wrong with a context value, for its type (SpiceDB's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A value of the wrong JSON kind; the Go type name wanted.
+    #[error("a {0} value is required, but found {go_type} `{go_value}`", go_type = .1.go_type, go_value = .1.go_value)]
+    Required(&'static str, Found),
+    /// A string that holds no number; the Go type name wanted.
+    #[error("a {0} value is required, but found invalid string value `{1}`")]
+    InvalidNumericString(&'static str, String),
+    /// A number that is not whole, for `int` or `uint`.
+    #[error("a {0} value is required, but found numeric value `{1}`")]
+    NotWhole(&'static str, String),
+    #[error("a uint value is required, but found int64 value `{0}`")]
+    Negative(String),
+    /// Base64 that does not decode: the offset of the first bad byte.
+    #[error("bytes requires a base64 encoded string: illegal base64 data at input byte {0}")]
+    Base64(usize),
+    #[error("bytes requires a base64 unicode string, found: {} `{}`", .0.go_type, .0.go_value)]
+    BytesNotString(Found),
+    #[error("could not parse duration string `{0}`: time: invalid duration \"{0}\"")]
+    Duration(String),
+    #[error("durations requires a duration string, found: {0}")]
+    DurationNotString(&'static str),
+    #[error("could not parse RFC 3339 formatted timestamp string `{0}`: {1}")]
+    Timestamp(String, TimeError),
+    #[error("timestamps requires a RFC 3339 formatted timestamp string, found: {} `{}`", .0.go_type, .0.go_value)]
+    TimestampNotString(Found),
+    #[error("could not parse ip address string `{0}`: ParseAddr(\"{0}\"): unable to parse IP")]
+    IpAddress(String),
+    #[error("ipaddress requires an ipaddress string, found: {} `{}`", .0.go_type, .0.go_value)]
+    IpAddressNotString(Found),
+    #[error("found an invalid value for item at index {0}: {1}")]
+    ListItem(usize, ConversionError),
+    #[error("list requires a list, found: {0}")]
+    ListNotList(&'static str),
+    #[error("found an invalid value for key `{0}`: {1}")]
+    MapValue(String, ConversionError),
+    #[error("map requires a map, found: {0}")]
+    MapNotMap(&'static str),
+}
+
+/// Why a timestamp string is not RFC 3339, as Go's `time.Parse` says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error(
+        "parsing time \"{text}\" as \"{RFC3339_LAYOUT}\": cannot parse \"{rest}\" as \"{element}\""
+    )]
+    CannotParse {
+        text: String,
+        rest: String,
+        element: &'static str,
+    },
+    #[error("parsing time \"{text}\": {what} out of range")]
+    OutOfRange { text: String, what: &'static str },
+    #[error("parsing time \"{text}\": extra text: \"{rest}\"")]
+    ExtraText { text: String, rest: String },
+    #[error("parsing time \"{text}\": {source}")]
+    Chrono {
+        text: String,
+        source: chrono::ParseError,
+    },
+}
+
+/// Go's `time.RFC3339` layout, which its messages name.
+const RFC3339_LAYOUT: &str = "2006-01-02T15:04:05Z07:00";
+
 /// A number, or a string holding one, as SpiceDB's numeric conversion accepts them.
-fn numeric(go_name: &str, value: &Json) -> Result<f64, String> {
+fn numeric(go_name: &'static str, value: &Json) -> Result<f64, Problem> {
     match value {
-        Json::Number(n) => n.as_f64().ok_or_else(|| required(go_name, value)),
+        Json::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| Problem::Required(go_name, Found::of(value))),
         Json::String(s) => s
             .trim()
             .parse::<f64>()
             .ok()
             .filter(|f| f.is_finite())
-            .ok_or_else(|| {
-                format!("a {go_name} value is required, but found invalid string value `{s}`")
-            }),
-        _ => Err(required(go_name, value)),
+            .ok_or_else(|| Problem::InvalidNumericString(go_name, s.clone())),
+        _ => Err(Problem::Required(go_name, Found::of(value))),
     }
 }
 
@@ -283,22 +374,27 @@ fn base64_decode(text: &str) -> Result<Vec<u8>, usize> {
 /// Checks `text` the way Go's `time.Parse(time.RFC3339, text)` reads it, with Go's message for
 /// the first problem: `parsing time "x" as "2006-01-02T15:04:05Z07:00": cannot parse "x" as
 /// "2006"`, or `parsing time "…": month out of range`.
-fn check_go_rfc3339(text: &str) -> Result<(), String> {
-    const LAYOUT: &str = "2006-01-02T15:04:05Z07:00";
-    let cannot = |rest: &str, element: &str| {
-        format!("parsing time \"{text}\" as \"{LAYOUT}\": cannot parse \"{rest}\" as \"{element}\"")
+fn check_go_rfc3339(text: &str) -> Result<(), TimeError> {
+    let cannot = |rest: &str, element: &'static str| TimeError::CannotParse {
+        text: text.to_string(),
+        rest: rest.to_string(),
+        element,
     };
-    let out_of_range = |what: &str| format!("parsing time \"{text}\": {what} out of range");
+    let out_of_range = |what: &'static str| TimeError::OutOfRange {
+        text: text.to_string(),
+        what,
+    };
     let mut rest = text;
-    let number = |rest: &mut &str, digits: usize, element: &str| -> Result<u32, String> {
-        let taken = rest
-            .get(..digits)
-            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
-        let value = taken.ok_or_else(|| cannot(rest, element))?;
-        *rest = &rest[digits..];
-        value.parse().map_err(|_| cannot(rest, element))
-    };
-    let literal = |rest: &mut &str, lit: &str| -> Result<(), String> {
+    let number =
+        |rest: &mut &str, digits: usize, element: &'static str| -> Result<u32, TimeError> {
+            let taken = rest
+                .get(..digits)
+                .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+            let value = taken.ok_or_else(|| cannot(rest, element))?;
+            *rest = &rest[digits..];
+            value.parse().map_err(|_| cannot(rest, element))
+        };
+    let literal = |rest: &mut &str, lit: &'static str| -> Result<(), TimeError> {
         *rest = rest.strip_prefix(lit).ok_or_else(|| cannot(rest, lit))?;
         Ok(())
     };
@@ -334,7 +430,10 @@ fn check_go_rfc3339(text: &str) -> Result<(), String> {
         rest = &rest[6..];
     }
     if !rest.is_empty() {
-        return Err(format!("parsing time \"{text}\": extra text: \"{rest}\""));
+        return Err(TimeError::ExtraText {
+            text: text.to_string(),
+            rest: rest.to_string(),
+        });
     }
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let days_in_month = match month {
@@ -482,7 +581,7 @@ mod tests {
 
     #[test]
     fn converts_context_values() {
-        let int = |v: Json| ParameterType::Int.convert(&v);
+        let int = |v: Json| ParameterType::Int.convert(&v).map_err(|e| e.to_string());
         assert_eq!(int(json!(42)), Ok(Value::Int(42)));
         assert_eq!(int(json!(42.0)), Ok(Value::Int(42)));
         assert_eq!(int(json!("42")), Ok(Value::Int(42)));
@@ -503,7 +602,9 @@ mod tests {
         );
         assert!(ParameterType::Uint.convert(&json!(-1)).is_err());
         assert_eq!(
-            ParameterType::String.convert(&json!([1, 2.5])),
+            ParameterType::String
+                .convert(&json!([1, 2.5]))
+                .map_err(|e| e.to_string()),
             Err(
                 "for string: a string value is required, but found []interface {} `[1 2.5]`"
                     .to_string()
@@ -518,15 +619,15 @@ mod tests {
             Ok(Value::Bytes(Arc::new(b"hello".to_vec())))
         );
         assert_eq!(
-            ParameterType::Bytes.convert(&json!("***")),
+            ParameterType::Bytes.convert(&json!("***")).map_err(|e| e.to_string()),
             Err("for bytes: bytes requires a base64 encoded string: illegal base64 data at input byte 0".to_string())
         );
         assert_eq!(
-            ParameterType::Timestamp.convert(&json!("yesterday")),
+            ParameterType::Timestamp.convert(&json!("yesterday")).map_err(|e| e.to_string()),
             Err(r#"for timestamp: could not parse RFC 3339 formatted timestamp string `yesterday`: parsing time "yesterday" as "2006-01-02T15:04:05Z07:00": cannot parse "yesterday" as "2006""#.to_string())
         );
         assert_eq!(
-            ParameterType::Timestamp.convert(&json!("2024-13-01T00:00:00Z")),
+            ParameterType::Timestamp.convert(&json!("2024-13-01T00:00:00Z")).map_err(|e| e.to_string()),
             Err(r#"for timestamp: could not parse RFC 3339 formatted timestamp string `2024-13-01T00:00:00Z`: parsing time "2024-13-01T00:00:00Z": month out of range"#.to_string())
         );
         assert!(ParameterType::Timestamp
@@ -538,7 +639,7 @@ mod tests {
             Value::List(Arc::new(vec![Value::Int(1), Value::Int(2)]))
         );
         assert_eq!(
-            list.convert(&json!([1, true])),
+            list.convert(&json!([1, true])).map_err(|e| e.to_string()),
             Err("for list<int>: found an invalid value for item at index 1: for int: a int64 value is required, but found bool `true`".to_string())
         );
     }

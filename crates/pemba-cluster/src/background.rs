@@ -18,12 +18,13 @@ use crate::leader::RETRY_PAUSE;
 use crate::replica::Replica;
 
 /// Starts every background task of `replica`.
-pub fn spawn_all(replica: &Arc<Replica>, clock_tick: Duration) {
+pub fn spawn_all(replica: &Arc<Replica>, clock_tick: Duration, digest_every: Duration) {
     tokio::spawn(founding::settle(Arc::downgrade(replica)));
     tokio::spawn(name_cluster(Arc::downgrade(replica)));
     tokio::spawn(advance_clock(Arc::downgrade(replica), clock_tick));
     tokio::spawn(keep_fresh(Arc::downgrade(replica)));
     tokio::spawn(watch_clocks(Arc::downgrade(replica)));
+    tokio::spawn(checkpoint_digests(Arc::downgrade(replica), digest_every));
     tokio::spawn(report_fatal(replica.raft.metrics()));
 }
 
@@ -93,6 +94,34 @@ async fn advance_clock(replica: Weak<Replica>, tick: Duration) {
             let ticked = replica.raft.client_write(Request::Tick { timestamp: now });
             if let Err(e) = ticked.await {
                 tracing::debug!(error = %e, "advancing the log's clock");
+            }
+        }
+    }
+}
+
+/// While this node leads, appends its state digest at its newest applied revision every
+/// `every` (when that revision moved since the last one), so that every replica compares it
+/// with its own digest of that revision (see [`Request::Checkpoint`]).
+async fn checkpoint_digests(replica: Weak<Replica>, every: Duration) {
+    let every = every.max(Duration::from_millis(10));
+    let mut last = 0;
+    loop {
+        sleep(every).await;
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        if replica.stopped().is_some() {
+            return;
+        }
+        let leads = replica.raft.metrics().borrow().state == ServerState::Leader;
+        let Some((revision, digest)) = replica.datastore.digest() else {
+            continue;
+        };
+        if leads && revision > last && replica.divergence().is_none() {
+            let checkpoint = Request::Checkpoint { revision, digest };
+            match replica.raft.client_write(checkpoint).await {
+                Ok(_) => last = revision,
+                Err(e) => tracing::debug!(error = %e, "appending a state digest"),
             }
         }
     }

@@ -3,7 +3,8 @@
 
 use openraft::error::{ChangeMembershipError, Fatal, InitializeError};
 use openraft::{BasicNode, ConfigError};
-use pemba_raft::{NodeId, Rejection};
+use pemba_raft::NodeId;
+use pemba_store::WriteRefusal;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -116,6 +117,9 @@ pub enum ClusterError {
     /// until it is restarted.
     #[error("this node stopped serving after a fatal error ({0}); the other nodes keep serving: fix the cause (free disk space, replace the disk) and restart it")]
     Stopped(Box<Fatal<NodeId>>),
+    /// This node's state differs from the leader's at the same revision: it serves nothing.
+    #[error("this node's state diverged from the leader's ({0}); it serves nothing: replace it with a node that has an empty data directory")]
+    Diverged(pemba_raft::Divergence),
     /// This node cannot show that its state is within the staleness bound.
     #[error("{0}")]
     Stale(Stale),
@@ -131,7 +135,7 @@ pub enum ClusterError {
 pub enum WriteFailure {
     /// The state machine refused it; nothing changed.
     #[error("{}", .0.message)]
-    Rejected(Rejection),
+    Refused(WriteRefusal),
     /// Its fate is unknown to this node: it was not confirmed before the deadline, or this node
     /// stopped. It may still be applied (once at most).
     #[error("the write was not confirmed ({0}); it may still be applied, once at most")]

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use pemba_codec::Format;
 use pemba_raft::{LogBackend, NodeId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -249,20 +250,29 @@ impl Identity {
 }
 
 fn encode(founding: &Founding) -> Result<Vec<u8>, pemba_raft::LogBackendError> {
-    bincode::serde::encode_to_vec(founding, bincode::config::standard())
-        .map_err(|e| pemba_raft::LogBackendError(format!("encoding the founding record: {e}")))
+    Ok(pemba_codec::encode(Format::Founding, founding)?)
 }
 
 fn decode(bytes: &[u8]) -> Result<Founding, pemba_raft::LogBackendError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map(|(founding, _)| founding)
-        .map_err(|e| pemba_raft::LogBackendError(format!("decoding the founding record: {e}")))
+    Ok(pemba_codec::decode(Format::Founding, bytes)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use pemba_raft::MemoryLog;
+
+    /// The founding record's golden fixture (see `pemba_codec::golden`).
+    #[test]
+    fn founding_record_golden_fixture() {
+        let record = founding("c0ffee00-1234", &[1, 2, 3]);
+        pemba_codec::golden::assert_fixture(
+            env!("CARGO_MANIFEST_DIR"),
+            "founding",
+            Format::Founding,
+            &record,
+        );
+    }
 
     fn members(ids: &[NodeId]) -> BTreeMap<NodeId, String> {
         ids.iter()

@@ -92,7 +92,7 @@ impl Replica {
                     let _ = self.wait_applied(written.revision, deadline).await;
                     return Ok(written);
                 }
-                Ok(Ok(Err(rejection))) => return Err(WriteFailure::Rejected(rejection)),
+                Ok(Ok(Err(refusal))) => return Err(WriteFailure::Refused(refusal)),
                 Ok(Err(error)) => {
                     self.serving().map_err(WriteFailure::Unconfirmed)?;
                     hint = next_aim(hint, &error).await;

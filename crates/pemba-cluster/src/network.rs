@@ -14,6 +14,7 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use parking_lot::Mutex;
+use pemba_codec::Format;
 use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
 use pemba_proto::pemba::cluster::v1::RaftPayload;
 use pemba_raft::{NodeId, TypeConfig};
@@ -26,15 +27,16 @@ use crate::auth::{self, ClusterSecret};
 use crate::dialer::Dialer;
 use crate::replica::Replica;
 
+/// A peer message's body (see [`Format::PeerMessage`]).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Status> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| Status::internal(format!("encoding a cluster message: {e}")))
+    pemba_codec::encode(Format::PeerMessage, value).map_err(|e| Status::internal(e.to_string()))
 }
 
+/// Reads a peer message's body. A message in a newer format version than this build reads is
+/// refused with a status that says so (the peer runs a newer Pemba build).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map(|(value, _)| value)
-        .map_err(|e| Status::invalid_argument(format!("decoding a cluster message: {e}")))
+    pemba_codec::decode(Format::PeerMessage, bytes)
+        .map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// Channels to peers by address, with the cluster secret.
@@ -223,5 +225,125 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(RaftMethod::Vote, &rpc, &option).await
+    }
+}
+
+/// Golden fixtures of the messages peers exchange (see `pemba_codec::golden`).
+#[cfg(test)]
+mod golden_tests {
+    use std::time::{Duration, SystemTime};
+
+    use openraft::error::{Fatal, RaftError};
+    use openraft::raft::{AppendEntriesResponse, InstallSnapshotResponse, VoteResponse};
+    use openraft::{
+        CommittedLeaderId, Entry, EntryPayload, LeaderId, LogId, Membership, SnapshotMeta,
+        StoredMembership, Vote,
+    };
+    use pemba_codec::golden;
+    use pemba_raft::{Request, WriteOutcome, Written};
+    use pemba_store::{RefusalKind, UpdateOperation, WriteCommand, WriteRefusal};
+    use pemba_types::Relationship;
+
+    use super::*;
+    use crate::error::LeaderRefusal;
+
+    fn check<T: Serialize + DeserializeOwned + std::fmt::Debug>(name: &str, value: &T) {
+        golden::assert_fixture(env!("CARGO_MANIFEST_DIR"), name, Format::PeerMessage, value);
+    }
+
+    fn vote() -> Vote<NodeId> {
+        Vote {
+            leader_id: LeaderId::new(4, 2),
+            committed: true,
+        }
+    }
+
+    fn log_id(index: u64) -> LogId<NodeId> {
+        LogId::new(CommittedLeaderId::new(4, 2), index)
+    }
+
+    fn command() -> WriteCommand {
+        let relationship = Relationship::parse("document:d#viewer@user:alice").expect("valid");
+        WriteCommand::Relationships {
+            updates: vec![(UpdateOperation::Touch, relationship)],
+            preconditions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn raft_messages() {
+        let entry = Entry::<TypeConfig> {
+            log_id: log_id(21),
+            payload: EntryPayload::Normal(Request::Write {
+                request_id: "node-2/1".into(),
+                timestamp: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 9),
+                command: Box::new(command()),
+            }),
+        };
+        let append = AppendEntriesRequest::<TypeConfig> {
+            vote: vote(),
+            prev_log_id: Some(log_id(20)),
+            entries: vec![entry],
+            leader_commit: Some(log_id(19)),
+        };
+        check("append_entries", &append);
+        type Answer<T> = Result<T, RaftError<NodeId>>;
+        check(
+            "append_entries_success",
+            &Answer::Ok(AppendEntriesResponse::<NodeId>::Success),
+        );
+        check(
+            "append_entries_conflict",
+            &Answer::Ok(AppendEntriesResponse::<NodeId>::Conflict),
+        );
+        check("vote_request", &VoteRequest::new(vote(), Some(log_id(20))));
+        let granted = VoteResponse {
+            vote: vote(),
+            vote_granted: true,
+            last_log_id: Some(log_id(20)),
+        };
+        check("vote_response", &Answer::Ok(granted));
+        check(
+            "vote_response_stopped",
+            &Answer::<VoteResponse<NodeId>>::Err(RaftError::Fatal(Fatal::Stopped)),
+        );
+        let membership = Membership::new(vec![[1, 2, 3].into()], ());
+        let install = InstallSnapshotRequest::<TypeConfig> {
+            vote: vote(),
+            meta: SnapshotMeta {
+                last_log_id: Some(log_id(30)),
+                last_membership: StoredMembership::new(Some(log_id(2)), membership),
+                snapshot_id: "30-1".into(),
+            },
+            offset: 0,
+            data: vec![pemba_codec::MARK, 4, 1, 0],
+            done: true,
+        };
+        check("install_snapshot", &install);
+        let installed: Result<_, RaftError<NodeId, InstallSnapshotError>> =
+            Ok(InstallSnapshotResponse { vote: vote() });
+        check("install_snapshot_response", &installed);
+    }
+
+    #[test]
+    fn forwarded_writes() {
+        check("forward_write", &("node-1/5".to_string(), command()));
+        type Forwarded = Result<WriteOutcome, LeaderRefusal>;
+        let written = Written {
+            revision: 22,
+            count: 1,
+            partial: false,
+        };
+        check("forward_written", &Forwarded::Ok(Ok(written)));
+        let refused = WriteRefusal {
+            kind: RefusalKind::UnknownName,
+            message: "object definition `folder` not found".into(),
+        };
+        check("forward_refused", &Forwarded::Ok(Err(refused)));
+        let not_leader = LeaderRefusal::NotLeader {
+            node: 1,
+            leader: Some(3),
+        };
+        check("forward_not_leader", &Forwarded::Err(not_leader));
     }
 }

@@ -56,6 +56,9 @@ pub struct ReplicaConfig {
     /// How far this node's wall clock may stray from the other voters' before it stops leading
     /// (see [`crate::clock_bound`]).
     pub max_clock_offset: Duration,
+    /// How often the leader appends its state digest for the replicas to compare with theirs
+    /// (see [`pemba_raft::Request::Checkpoint`]).
+    pub digest_every: Duration,
 }
 
 /// A wall clock (injected, so simulations control it).
@@ -81,6 +84,10 @@ pub struct ReplicaStatus {
     pub clock_offset: Option<f64>,
     /// Whether this node's clock is out of the clock bound (it does not lead).
     pub clock_skewed: bool,
+    /// How the leader's state digests compared with this replica's.
+    pub digest_checks: pemba_raft::DigestChecks,
+    /// Whether this replica's state diverged from the leader's (it then serves nothing).
+    pub diverged: bool,
 }
 
 /// One node of a cluster.
@@ -188,7 +195,7 @@ impl Replica {
         replica
             .peers
             .set_cluster_id_source(Arc::downgrade(&replica));
-        background::spawn_all(&replica, config.clock_tick);
+        background::spawn_all(&replica, config.clock_tick, config.digest_every);
         Ok(replica)
     }
 
@@ -306,10 +313,14 @@ impl Replica {
         self.metrics().running_state.err()
     }
 
-    /// Fails if this node's Raft stopped: nothing may be answered from its frozen state.
+    /// Fails if this node's Raft stopped (nothing may be answered from its frozen state) or its
+    /// state diverged from the leader's (its answers may be wrong).
     pub fn serving(&self) -> Result<(), ClusterError> {
-        match self.stopped() {
-            Some(fatal) => Err(ClusterError::Stopped(Box::new(fatal))),
+        if let Some(fatal) = self.stopped() {
+            return Err(ClusterError::Stopped(Box::new(fatal)));
+        }
+        match self.state_machine.divergence() {
+            Some(divergence) => Err(ClusterError::Diverged(divergence)),
             None => Ok(()),
         }
     }
@@ -413,7 +424,14 @@ impl Replica {
             staleness: self.freshness.age(),
             clock_offset: self.clock_bound.offset_seconds(),
             clock_skewed: self.clock_bound.skewed(),
+            digest_checks: self.state_machine.digest_checks(),
+            diverged: self.state_machine.divergence().is_some(),
         }
+    }
+
+    /// The state machine's view of digests, for simulations.
+    pub fn divergence(&self) -> Option<pemba_raft::Divergence> {
+        self.state_machine.divergence()
     }
 }
 

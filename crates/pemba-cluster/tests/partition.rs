@@ -184,6 +184,7 @@ async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
             clock_tick: Duration::from_secs(1),
             max_staleness: MAX_STALENESS,
             max_clock_offset: Duration::from_millis(500),
+            digest_every: Duration::from_secs(1),
         };
         let dialer = PartitionableDialer {
             from: id,

@@ -38,8 +38,8 @@ pub enum RelationshipError {
     },
     /// The context written with a caveat has an unknown key or a value of the wrong type
     /// (SpiceDB's message, e.g. ``unknown parameter `k` ``).
-    #[error("{0}")]
-    CaveatContext(String),
+    #[error(transparent)]
+    CaveatContext(pemba_caveats::ContextError),
 }
 
 fn suggestion_suffix(suggestion: &Option<String>) -> String {
@@ -258,10 +258,9 @@ mod tests {
         }
     "#;
 
-    fn check(text: &str) -> Result<(), String> {
+    fn check(text: &str) -> Result<(), RelationshipError> {
         let schema = pemba_schema::compile("test.zed", SCHEMA).unwrap();
         validate_relationship(&schema, &Relationship::parse(text).unwrap())
-            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -298,7 +297,8 @@ mod tests {
             (r#"document:a#weekday_viewer@user:tom[on_weekday:{"hour":"nine"}]"#, "could not convert context parameter `hour`: for int: a int64 value is required, but found invalid string value `nine`"),
         ];
         for (input, expected) in cases {
-            assert_eq!(check(input), Err(expected.to_string()), "{input}");
+            let refused = check(input).map_err(|e| e.to_string());
+            assert_eq!(refused, Err(expected.to_string()), "{input}");
         }
     }
 

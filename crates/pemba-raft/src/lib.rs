@@ -18,10 +18,11 @@ mod state_machine;
 #[cfg(feature = "fault-injection")]
 pub use log_store::SkipSyncs;
 pub use log_store::{LogBackend, LogBackendError, LogStore, MemoryLog};
-pub use request::{Rejection, RejectionKind, Request, WriteOutcome, Written};
+pub use request::{Request, WriteOutcome, Written};
 pub use runtime::{seed_randomness, PembaRuntime, SeededRng};
 pub use state_machine::{
-    SnapshotCounts, StateMachine, StateMachineError, DEDUPLICATION_ENTRIES, DEDUPLICATION_WINDOW,
+    DigestChecks, Divergence, SnapshotCounts, StateMachine, StateMachineError,
+    DEDUPLICATION_ENTRIES, DEDUPLICATION_WINDOW,
 };
 
 openraft::declare_raft_types!(

@@ -10,6 +10,7 @@ use openraft::{
     Entry, LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote,
 };
 use parking_lot::Mutex;
+use pemba_codec::{CodecError, Format};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
@@ -20,9 +21,39 @@ const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
 
+/// Why the log's storage failed a call.
 #[derive(Debug, Error)]
-#[error("raft log storage: {0}")]
-pub struct LogBackendError(pub String);
+pub enum LogBackendError {
+    /// The storage under the log failed (an I/O error, a full disk).
+    #[error("raft log storage: {operation}: {source}")]
+    Storage {
+        /// What was being done, in words.
+        operation: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value could not be read back, or a value could not be encoded.
+    #[error("raft log data: {0}")]
+    Codec(#[from] CodecError),
+    /// Stored data is not laid out as any Pemba build writes it.
+    #[error("raft log storage: {what} is corrupt: {detail}")]
+    Corrupt {
+        what: &'static str,
+        detail: &'static str,
+    },
+}
+
+impl LogBackendError {
+    /// A failure of the storage under the log while doing `operation`.
+    pub fn storage(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        LogBackendError::Storage {
+            operation,
+            source: source.into(),
+        }
+    }
+}
 
 /// Where the log lives: entries by index plus a few metadata values.
 ///
@@ -139,8 +170,10 @@ impl MemoryLog {
     fn writable(&self) -> Result<parking_lot::MutexGuard<'_, MemoryDisk>, LogBackendError> {
         let disk = self.disk.lock();
         match disk.failing {
-            true => Err(LogBackendError(
-                "No space left on device (os error 28)".into(),
+            true => Err(LogBackendError::storage(
+                "writing",
+                // ENOSPC, as a full disk reports it.
+                std::io::Error::from_raw_os_error(28),
             )),
             false => Ok(disk),
         }
@@ -201,15 +234,12 @@ impl LogBackend for MemoryLog {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, LogBackendError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| LogBackendError(format!("encoding: {e}")))
+fn encode<T: Serialize>(format: Format, value: &T) -> Result<Vec<u8>, LogBackendError> {
+    Ok(pemba_codec::encode(format, value)?)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, LogBackendError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map(|(value, _)| value)
-        .map_err(|e| LogBackendError(format!("decoding stored log data: {e}")))
+fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, LogBackendError> {
+    Ok(pemba_codec::decode(format, bytes)?)
 }
 
 /// openraft's log storage over a [`LogBackend`]. Clones share the backend.
@@ -278,10 +308,14 @@ impl<B: LogBackend> LogStore<B> {
         self.backend.clone()
     }
 
-    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, LogBackendError> {
+    fn meta<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        format: Format,
+    ) -> Result<Option<T>, LogBackendError> {
         self.backend
             .read_meta(key)?
-            .map(|bytes| decode(&bytes))
+            .map(|bytes| decode(format, &bytes))
             .transpose()
     }
 }
@@ -311,7 +345,7 @@ impl<B: LogBackend> RaftLogReader<TypeConfig> for LogStore<B> {
             .and_then(|entries| {
                 entries
                     .iter()
-                    .map(|(_, bytes)| decode::<Entry<TypeConfig>>(bytes))
+                    .map(|(_, bytes)| decode::<Entry<TypeConfig>>(Format::LogEntry, bytes))
                     .collect()
             })
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::read_logs(&e)))
@@ -323,13 +357,13 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let last_purged_log_id: Option<LogId<NodeId>> = self
-            .meta(LAST_PURGED)
+            .meta(LAST_PURGED, Format::LogId)
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::read_logs(&e)))?;
         let last = self
             .backend
             .last()
             .and_then(|last| {
-                last.map(|(_, bytes)| decode::<Entry<TypeConfig>>(&bytes))
+                last.map(|(_, bytes)| decode::<Entry<TypeConfig>>(Format::LogEntry, &bytes))
                     .transpose()
             })
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::read_logs(&e)))?;
@@ -344,14 +378,14 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        encode(vote)
+        encode(Format::Vote, vote)
             .and_then(|bytes| self.backend.write_meta(VOTE, &bytes))
             .and_then(|()| self.sync())
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_vote(&e)))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
-        self.meta(VOTE)
+        self.meta(VOTE, Format::Vote)
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::read_vote(&e)))
     }
 
@@ -359,14 +393,14 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        encode(&committed)
+        encode(Format::LogId, &committed)
             .and_then(|bytes| self.backend.write_meta(COMMITTED, &bytes))
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write(&e)))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
         Ok(self
-            .meta::<Option<LogId<NodeId>>>(COMMITTED)
+            .meta::<Option<LogId<NodeId>>>(COMMITTED, Format::LogId)
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::read(&e)))?
             .flatten())
     }
@@ -382,7 +416,7 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
     {
         let encoded = entries
             .into_iter()
-            .map(|e| Ok((e.log_id.index, encode(&e)?)))
+            .map(|e| Ok((e.log_id.index, encode(Format::LogEntry, &e)?)))
             .collect::<Result<Vec<_>, LogBackendError>>()
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))?;
         // The entries are synced before the flush is reported, as openraft requires.
@@ -402,7 +436,7 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        encode(&log_id)
+        encode(Format::LogId, &log_id)
             .and_then(|bytes| self.backend.purge_upto(log_id.index, LAST_PURGED, &bytes))
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))
     }

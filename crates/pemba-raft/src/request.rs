@@ -2,8 +2,7 @@
 
 use std::time::SystemTime;
 
-use pemba_engine::RelationshipError;
-use pemba_store::{WriteCommand, WriteError};
+use pemba_store::{StateDigest, WriteCommand, WriteRefusal};
 use serde::{Deserialize, Serialize};
 
 /// A log entry's payload.
@@ -22,8 +21,11 @@ pub enum Request {
     /// Advances the cluster's clock to the leader's `timestamp` (never backwards). Revisions
     /// take their time from the log, so every replica judges expirations alike at a revision;
     /// the leader appends a tick whenever the log's time would otherwise lag its clock.
-    /// New variants go last: entries are stored.
     Tick { timestamp: SystemTime },
+    /// The leader's digest of its state at `revision` (an earlier entry): every replica that
+    /// remembers its own digest at `revision` compares them, and one that differs stops serving
+    /// (see [`crate::Divergence`]). New variants go last: entries are stored.
+    Checkpoint { revision: u64, digest: StateDigest },
 }
 
 /// What an applied write did.
@@ -37,56 +39,5 @@ pub struct Written {
     pub partial: bool,
 }
 
-/// Why the state machine refused a write (which then changed nothing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RejectionKind {
-    InvalidArgument,
-    FailedPrecondition,
-    AlreadyExists,
-    Internal,
-    /// SpiceDB's answer to a caveat context written with an unknown parameter or a value of the
-    /// wrong type (its error carries no status). New kinds go last: rejections are stored.
-    Unknown,
-}
-
-/// A refused write, with the message the client sees.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rejection {
-    pub kind: RejectionKind,
-    pub message: String,
-}
-
-/// The outcome of applying one entry.
-pub type WriteOutcome = Result<Written, Rejection>;
-
-impl From<&WriteError> for Rejection {
-    /// Classifies as SpiceDB does: unknown names and failed preconditions are FAILED_PRECONDITION,
-    /// malformed writes INVALID_ARGUMENT, creating an existing relationship ALREADY_EXISTS.
-    fn from(e: &WriteError) -> Self {
-        let kind = match e {
-            WriteError::InvalidRelationship(RelationshipError::CaveatContext(_)) => {
-                RejectionKind::Unknown
-            }
-            WriteError::InvalidRelationship(
-                RelationshipError::UnknownDefinition(_) | RelationshipError::UnknownRelation { .. },
-            )
-            | WriteError::PreconditionFailed(_) => RejectionKind::FailedPrecondition,
-            WriteError::InvalidRelationship(_)
-            | WriteError::DuplicateUpdate(_)
-            | WriteError::SchemaOrphans(_)
-            | WriteError::TooManyToDelete(_) => RejectionKind::InvalidArgument,
-            WriteError::AlreadyExists(_) => RejectionKind::AlreadyExists,
-            WriteError::Schema(schema_error) if schema_error.is_inconsistency() => {
-                RejectionKind::FailedPrecondition
-            }
-            WriteError::Schema(_) => RejectionKind::InvalidArgument,
-            WriteError::RevisionNotNewer { .. } | WriteError::Persistence(_) => {
-                RejectionKind::Internal
-            }
-        };
-        Rejection {
-            kind,
-            message: e.to_string(),
-        }
-    }
-}
+/// The outcome of applying one entry: a refused write changed nothing.
+pub type WriteOutcome = Result<Written, WriteRefusal>;

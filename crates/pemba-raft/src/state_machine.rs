@@ -19,11 +19,15 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 use parking_lot::Mutex;
-use pemba_store::{Datastore, PersistenceError, Recovered, SidecarUpdate, WriteCommand};
+use pemba_codec::{decode, encode, CodecError, Format};
+use pemba_store::{
+    Datastore, PersistenceError, Recovered, SidecarUpdate, StateDigest, WriteCommand, WriteError,
+    WriteRefusal,
+};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::request::{Rejection, Request, WriteOutcome, Written};
+use crate::request::{Request, WriteOutcome, Written};
 use crate::{NodeId, TypeConfig};
 
 /// How long (in log time) a write request's outcome is remembered for de-duplication, at least.
@@ -34,34 +38,58 @@ pub const DEDUPLICATION_ENTRIES: u64 = 100_000;
 
 const APPLIED_KEY: &[u8] = b"raft/applied";
 const CLUSTER_ID_KEY: &[u8] = b"raft/cluster-id";
-/// Request records without their log position (written by earlier versions).
-const REQUEST_PREFIX: &[u8] = b"raft/request/";
-/// Request records with their log position.
-const POSITIONED_REQUEST_PREFIX: &[u8] = b"raft/request-at/";
+/// Request records, by request id.
+const REQUEST_PREFIX: &[u8] = b"raft/request-at/";
 
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 
+/// Why the state machine could not apply an entry, build a snapshot or install one. Each
+/// stops the node's Raft: the replica must not go on from a state it could not make durable.
 #[derive(Debug, Error)]
 pub enum StateMachineError {
     #[error("state machine storage: {0}")]
     Persistence(#[from] PersistenceError),
     #[error("state machine data: {0}")]
-    Encoding(String),
+    Codec(#[from] CodecError),
+    /// The datastore refused an entry that carries no write (its revision is not newer than
+    /// the head): the log and the datastore disagree.
+    #[error("log entry {index} could not be applied: {source}")]
+    Unapplicable { index: u64, source: WriteError },
+    /// A snapshot's image does not hold the state its metadata names.
+    #[error("snapshot {snapshot_id} holds state up to {holds:?}, not {names:?}")]
+    SnapshotMismatch {
+        snapshot_id: String,
+        holds: Option<LogId<NodeId>>,
+        names: Option<LogId<NodeId>>,
+    },
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateMachineError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| StateMachineError::Encoding(e.to_string()))
+/// A replica whose state at a revision differs from the leader's: it applied the same log to a
+/// different result (a bug, a corrupted disk, a build that applies differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("at revision {revision} this replica's state digest is {ours}, the leader's {leaders} (compared at log entry {entry})")]
+pub struct Divergence {
+    pub revision: u64,
+    pub ours: StateDigest,
+    pub leaders: StateDigest,
+    /// The checkpoint entry that carried the leader's digest.
+    pub entry: u64,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StateMachineError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map(|(value, _)| value)
-        .map_err(|e| StateMachineError::Encoding(e.to_string()))
+/// How the leader's digests compared with this replica's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DigestChecks {
+    /// Equal digests.
+    pub matched: u64,
+    /// Digests of revisions this replica no longer remembered (it installed a snapshot after
+    /// them, or applied more than `pemba_store::REMEMBERED_DIGESTS` revisions since).
+    pub skipped: u64,
+    /// Different digests.
+    pub mismatched: u64,
 }
 
 /// The last applied entry and the membership in force, as persisted.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct AppliedRecord {
     last_applied: Option<LogId<NodeId>>,
     membership: Membership,
@@ -70,16 +98,9 @@ struct AppliedRecord {
     last_timestamp: Option<SystemTime>,
 }
 
-/// A remembered write request, as earlier versions wrote it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct RequestRecord {
-    timestamp: SystemTime,
-    outcome: WriteOutcome,
-}
-
 /// A remembered write request with the log position it was applied at.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PositionedRecord {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RequestRecord {
     timestamp: SystemTime,
     index: u64,
     outcome: WriteOutcome,
@@ -101,7 +122,7 @@ impl Applied {
         let mut applied = Applied {
             record: sidecar
                 .get(APPLIED_KEY)
-                .map(|bytes| decode(bytes))
+                .map(|bytes| decode(Format::AppliedRecord, bytes))
                 .transpose()?
                 .unwrap_or_default(),
             cluster_id: sidecar
@@ -115,16 +136,7 @@ impl Applied {
                 break;
             };
             let id = String::from_utf8_lossy(id).into_owned();
-            let record: RequestRecord = decode(value)?;
-            times.push((0, record.timestamp, id.clone()));
-            applied.requests.insert(id, record.outcome);
-        }
-        for (key, value) in sidecar.range(POSITIONED_REQUEST_PREFIX.to_vec()..) {
-            let Some(id) = key.strip_prefix(POSITIONED_REQUEST_PREFIX) else {
-                break;
-            };
-            let id = String::from_utf8_lossy(id).into_owned();
-            let record: PositionedRecord = decode(value)?;
+            let record: RequestRecord = decode(Format::RequestRecord, value)?;
             times.push((record.index, record.timestamp, id.clone()));
             applied.requests.insert(id, record.outcome);
         }
@@ -135,12 +147,7 @@ impl Applied {
 }
 
 fn request_key(id: &str) -> Vec<u8> {
-    [POSITIONED_REQUEST_PREFIX, id.as_bytes()].concat()
-}
-
-/// The keys a request's record may be under (either version's).
-fn request_keys(id: &str) -> [Vec<u8>; 2] {
-    [[REQUEST_PREFIX, id.as_bytes()].concat(), request_key(id)]
+    [REQUEST_PREFIX, id.as_bytes()].concat()
 }
 
 /// How many snapshots this replica built and installed since it started.
@@ -163,6 +170,9 @@ struct Shared {
     cluster_id: OnceLock<String>,
     current_snapshot: Mutex<Option<StoredSnapshot>>,
     counts: Mutex<SnapshotCounts>,
+    digests: Mutex<DigestChecks>,
+    /// The first divergence found; readable without a lock (every request checks it).
+    divergence: OnceLock<Divergence>,
 }
 
 /// openraft's state machine over a datastore. Clones share it (the snapshot builder is one).
@@ -186,6 +196,8 @@ impl StateMachine {
                 applied: Mutex::new(applied),
                 current_snapshot: Mutex::new(None),
                 counts: Mutex::new(SnapshotCounts::default()),
+                digests: Mutex::new(DigestChecks::default()),
+                divergence: OnceLock::new(),
             }),
         })
     }
@@ -197,6 +209,39 @@ impl StateMachine {
 
     pub fn snapshot_counts(&self) -> SnapshotCounts {
         *self.shared.counts.lock()
+    }
+
+    /// How the leader's digests compared with this replica's.
+    pub fn digest_checks(&self) -> DigestChecks {
+        *self.shared.digests.lock()
+    }
+
+    /// The first difference between the leader's digest and this replica's, kept until the
+    /// process ends: from then on the replica must not serve.
+    pub fn divergence(&self) -> Option<Divergence> {
+        self.shared.divergence.get().copied()
+    }
+
+    /// Compares the leader's `digest` of `revision` (carried by entry `index`) with this
+    /// replica's own, if it still remembers it.
+    fn compare_digest(&self, index: u64, revision: u64, digest: StateDigest) {
+        let ours = self.shared.datastore.digest_at(revision);
+        let mut checks = self.shared.digests.lock();
+        match ours {
+            None => checks.skipped += 1,
+            Some(ours) if ours == digest => checks.matched += 1,
+            Some(ours) => {
+                checks.mismatched += 1;
+                let divergence = Divergence {
+                    revision,
+                    ours,
+                    leaders: digest,
+                    entry: index,
+                };
+                tracing::error!(%divergence, "this replica's state differs from the leader's: it stops serving and reports not ready; replace it (remove it, add a node with an empty data directory) after saving its data directory for diagnosis");
+                let _ = self.shared.divergence.set(divergence);
+            }
+        }
     }
 
     /// Applies one entry durably; returns its outcome.
@@ -229,6 +274,9 @@ impl StateMachine {
                     let _ = self.shared.cluster_id.set(cluster_id.clone());
                     applied.cluster_id = Some(cluster_id);
                 }
+            }
+            EntryPayload::Normal(Request::Checkpoint { revision, digest }) => {
+                self.compare_digest(index, revision, digest);
             }
             EntryPayload::Normal(Request::Tick { timestamp }) => {
                 record.last_timestamp = Some(
@@ -263,9 +311,10 @@ impl StateMachine {
                 break;
             }
             let (_, _, id) = applied.request_times.pop_front().expect("front exists");
-            for key in request_keys(&id) {
-                sidecar.push(SidecarUpdate { key, value: None });
-            }
+            sidecar.push(SidecarUpdate {
+                key: request_key(&id),
+                value: None,
+            });
             expired.push(id);
         }
         for id in &expired {
@@ -273,15 +322,15 @@ impl StateMachine {
         }
         sidecar.push(SidecarUpdate {
             key: APPLIED_KEY.to_vec(),
-            value: Some(encode(&record)?),
+            value: Some(encode(Format::AppliedRecord, &record)?),
         });
 
         let datastore = &self.shared.datastore;
         let outcome = match command {
             None => {
                 datastore
-                    .apply_entry(index, timestamp, None, |_| sidecar)?
-                    .map_err(|e| StateMachineError::Encoding(e.to_string()))?;
+                    .apply_entry(index, timestamp, None, |_| Ok(sidecar))?
+                    .map_err(|source| StateMachineError::Unapplicable { index, source })?;
                 remembered.unwrap_or(Ok(done))
             }
             Some((request_id, timestamp, write)) => {
@@ -293,28 +342,26 @@ impl StateMachine {
                             count: r.count,
                             partial: r.partial,
                         }),
-                        Err(e) => Err(Rejection::from(e)),
+                        Err(e) => Err(WriteRefusal::from(e)),
                     };
-                    let remembered = PositionedRecord {
+                    let remembered = RequestRecord {
                         timestamp,
                         index,
                         outcome: answer.clone(),
                     };
-                    if let Ok(bytes) = encode(&remembered) {
-                        sidecar.push(SidecarUpdate {
-                            key: request_key(&request_id),
-                            value: Some(bytes),
-                        });
-                    }
+                    sidecar.push(SidecarUpdate {
+                        key: request_key(&request_id),
+                        value: Some(encode(Format::RequestRecord, &remembered)?),
+                    });
                     outcome = Some(answer);
-                    sidecar
+                    Ok(sidecar)
                 })?;
-                if let Err(pemba_store::WriteError::RevisionNotNewer { revision, head }) = result {
-                    return Err(StateMachineError::Encoding(format!(
-                        "log entry {revision} applied again over head {head}"
-                    )));
+                if let Err(source @ WriteError::RevisionNotNewer { .. }) = result {
+                    return Err(StateMachineError::Unapplicable { index, source });
                 }
-                let outcome = outcome.expect("the sidecar closure always runs");
+                let Some(outcome) = outcome else {
+                    unreachable!("the datastore calls the sidecar closure before it persists")
+                };
                 applied
                     .request_times
                     .push_back((index, timestamp, request_id.clone()));
@@ -331,13 +378,14 @@ impl StateMachine {
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
         data: Vec<u8>,
     ) -> Result<(), StateMachineError> {
-        let image: Recovered = decode(&data)?;
+        let image: Recovered = decode(Format::Snapshot, &data)?;
         let restored = Applied::from_sidecar(&image.sidecar)?;
         if restored.record.last_applied != meta.last_log_id {
-            return Err(StateMachineError::Encoding(format!(
-                "snapshot {} holds state up to {:?}, not {:?}",
-                meta.snapshot_id, restored.record.last_applied, meta.last_log_id
-            )));
+            return Err(StateMachineError::SnapshotMismatch {
+                snapshot_id: meta.snapshot_id.clone(),
+                holds: restored.record.last_applied,
+                names: meta.last_log_id,
+            });
         }
         let mut applied = self.shared.applied.lock();
         self.shared.datastore.install(image)?;
@@ -360,10 +408,10 @@ impl StateMachine {
         let record: AppliedRecord = image
             .sidecar
             .get(APPLIED_KEY)
-            .map(|bytes| decode(bytes))
+            .map(|bytes| decode(Format::AppliedRecord, bytes))
             .transpose()?
             .unwrap_or_default();
-        let data = encode(&image)?;
+        let data = encode(Format::Snapshot, &image)?;
         let mut counts = self.shared.counts.lock();
         counts.built += 1;
         let meta = SnapshotMeta {
@@ -461,5 +509,75 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 meta: stored.meta.clone(),
                 snapshot: Box::new(Cursor::new(stored.data.as_ref().clone())),
             }))
+    }
+}
+
+/// Golden fixtures of the state machine's own records (see `pemba_codec::golden`).
+#[cfg(test)]
+mod golden_tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use openraft::{CommittedLeaderId, Membership};
+    use pemba_codec::golden;
+    use pemba_store::RefusalKind;
+
+    use super::*;
+
+    fn check<T: Serialize + serde::de::DeserializeOwned + std::fmt::Debug>(
+        name: &str,
+        format: Format,
+        value: &T,
+    ) {
+        golden::assert_fixture(env!("CARGO_MANIFEST_DIR"), name, format, value);
+    }
+
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::new(seconds, 5)
+    }
+
+    #[test]
+    fn applied_record() {
+        let log_id = LogId::new(CommittedLeaderId::new(2, 3), 17);
+        let nodes: BTreeMap<NodeId, openraft::BasicNode> = [1, 2, 3]
+            .map(|id| (id, openraft::BasicNode::new(format!("node-{id}:50061"))))
+            .into();
+        let membership = Membership::new(vec![BTreeSet::from([1, 2, 3])], nodes);
+        let record = AppliedRecord {
+            last_applied: Some(log_id),
+            membership: StoredMembership::new(
+                Some(LogId::new(CommittedLeaderId::new(1, 1), 3)),
+                membership,
+            ),
+            last_timestamp: Some(at(1_700_000_000)),
+        };
+        check("applied_record", Format::AppliedRecord, &record);
+        check(
+            "applied_record_empty",
+            Format::AppliedRecord,
+            &AppliedRecord::default(),
+        );
+    }
+
+    #[test]
+    fn request_records() {
+        let written = RequestRecord {
+            timestamp: at(1_700_000_001),
+            index: 18,
+            outcome: Ok(Written {
+                revision: 18,
+                count: 2,
+                partial: true,
+            }),
+        };
+        check("request_record_written", Format::RequestRecord, &written);
+        let refused = RequestRecord {
+            timestamp: at(1_700_000_002),
+            index: 19,
+            outcome: Err(WriteRefusal {
+                kind: RefusalKind::AlreadyExists,
+                message: "could not CREATE relationship `document:1#viewer@user:a`".into(),
+            }),
+        };
+        check("request_record_refused", Format::RequestRecord, &refused);
     }
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use pemba_engine::RelationshipSnapshot;
-use pemba_raft::{RejectionKind, Request, StateMachine, TypeConfig, WriteOutcome, Written};
-use pemba_store::{Datastore, MemoryPersistence, UpdateOperation, WriteCommand};
+use pemba_raft::{Request, StateMachine, TypeConfig, WriteOutcome, Written};
+use pemba_store::{Datastore, MemoryPersistence, RefusalKind, UpdateOperation, WriteCommand};
 use pemba_types::Relationship;
 
 const SCHEMA: &str = "definition user {}\ndefinition document {\n    relation viewer: user\n}";
@@ -89,7 +89,7 @@ async fn a_retried_request_is_applied_once_even_after_a_snapshot() {
         "the retry reports the first application"
     );
     let refused = outcomes[4].clone().expect_err("a second create is refused");
-    assert_eq!(refused.kind, RejectionKind::AlreadyExists);
+    assert_eq!(refused.kind, RefusalKind::AlreadyExists);
     assert_eq!(datastore.head(), 5);
     assert_eq!(
         datastore.changes_after(0).expect("readable").len(),
@@ -202,4 +202,60 @@ async fn every_revision_takes_its_time_from_the_log_and_time_never_goes_back() {
     // And its next tick continues from there.
     replica.apply([tick(7, 25)]).await.expect("applied");
     assert_eq!(time_of(&replica_store, 7), 30);
+}
+
+fn checkpoint(index: u64, revision: u64, digest: pemba_store::StateDigest) -> Entry<TypeConfig> {
+    entry(
+        index,
+        EntryPayload::Normal(Request::Checkpoint { revision, digest }),
+    )
+}
+
+/// A replica compares the leader's digest of a revision with its own: equal is counted, unknown
+/// skipped, different makes it diverged (and a replica that installed the same state by snapshot
+/// has the same digest).
+#[tokio::test]
+async fn checkpoints_compare_the_leaders_digest_with_this_replicas() {
+    let (mut machine, datastore) = new_machine();
+    machine
+        .apply([
+            entry(1, EntryPayload::Blank),
+            write(2, "n1-a", 10, schema()),
+            write(3, "n1-b", 11, create("document:plan#viewer@user:tom")),
+        ])
+        .await
+        .expect("applied");
+    let ours = datastore.digest_at(3).expect("remembered");
+    let before = datastore.digest_at(2).expect("remembered");
+    assert_ne!(ours, before, "a write changes the digest");
+    machine
+        .apply([checkpoint(4, 3, ours), checkpoint(5, 1_000, ours)])
+        .await
+        .expect("applied");
+    let checks = machine.digest_checks();
+    assert_eq!(
+        (checks.matched, checks.skipped, checks.mismatched),
+        (1, 1, 0)
+    );
+    assert_eq!(machine.divergence(), None);
+
+    // Another replica installs a snapshot of this state: its digest of the head is the same.
+    let snapshot = machine.build_snapshot().await.expect("built");
+    let (mut other, other_datastore) = new_machine();
+    other
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect("installed");
+    assert_eq!(other_datastore.digest_at(5), datastore.digest_at(5));
+
+    machine
+        .apply([checkpoint(6, 3, before)])
+        .await
+        .expect("applied");
+    let divergence = machine.divergence().expect("diverged");
+    assert_eq!(
+        (divergence.revision, divergence.ours, divergence.leaders),
+        (3, ours, before)
+    );
+    assert_eq!(machine.digest_checks().mismatched, 1);
 }

@@ -1,7 +1,8 @@
 //! [`Persistence`] over RocksDB.
 //!
 //! Column families:
-//! - `versions`: relationship key → every version of it (bincode), the MVCC state;
+//! - `versions`: relationship key → every version of it (in `pemba_codec`'s format), the MVCC
+//!   state;
 //! - `writes`: revision (big-endian) → the write's time and changes, for Watch after a restart;
 //! - `schemas`: revision (big-endian) → schema text;
 //! - `meta`: `head` and `horizon` revisions;
@@ -17,6 +18,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use pemba_codec::{decode, encode, Format};
 use pemba_raft::{LogBackend, LogBackendError};
 use pemba_store::{
     AppliedWrite, Collected, Persistence, PersistenceError, Recovered, RelationshipKey, Version,
@@ -39,19 +41,8 @@ const FAMILIES: [&str; 7] = [
 const HEAD: &[u8] = b"head";
 const HORIZON: &[u8] = b"horizon";
 
-fn error(context: &str, e: impl std::fmt::Display) -> PersistenceError {
-    PersistenceError(format!("{context}: {e}"))
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, PersistenceError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| error("encoding", e))
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, PersistenceError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map(|(value, _)| value)
-        .map_err(|e| error("decoding stored data", e))
+fn error(operation: &'static str, e: rocksdb::Error) -> PersistenceError {
+    PersistenceError::storage(operation, e)
 }
 
 /// A relationship key as bytes: its fields joined by NUL, which no name or id may contain.
@@ -70,9 +61,10 @@ fn key_bytes(key: &RelationshipKey) -> Vec<u8> {
 }
 
 fn revision_from(bytes: &[u8]) -> Result<Revision, PersistenceError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| error("revision", "not 8 bytes"))?;
+    let array: [u8; 8] = bytes.try_into().map_err(|_| PersistenceError::Corrupt {
+        what: "a stored revision",
+        detail: "is not 8 bytes long",
+    })?;
     Ok(Revision::from_be_bytes(array))
 }
 
@@ -96,10 +88,11 @@ pub fn open(path: &Path) -> Result<(RocksPersistence, RocksLog), PersistenceErro
 }
 
 impl RocksPersistence {
-    fn family(&self, name: &str) -> Result<&rocksdb::ColumnFamily, PersistenceError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| error("column family missing", name))
+    fn family(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, PersistenceError> {
+        self.db.cf_handle(name).ok_or(PersistenceError::Corrupt {
+            what: name,
+            detail: "(a column family) is missing",
+        })
     }
 
     fn read_revision(&self, name: &[u8]) -> Result<Revision, PersistenceError> {
@@ -136,14 +129,20 @@ impl Persistence for RocksPersistence {
             .iterator_cf(self.family(VERSIONS)?, IteratorMode::Start)
         {
             let (_, value) = item.map_err(|e| error("reading versions", e))?;
-            recovered.versions.push(decode::<Vec<Version>>(&value)?);
+            recovered
+                .versions
+                .push(decode::<Vec<Version>>(Format::Versions, &value)?);
         }
         for item in self
             .db
             .iterator_cf(self.family(SCHEMAS)?, IteratorMode::Start)
         {
             let (key, value) = item.map_err(|e| error("reading schemas", e))?;
-            let text = String::from_utf8(value.to_vec()).map_err(|e| error("schema text", e))?;
+            let text =
+                String::from_utf8(value.to_vec()).map_err(|_| PersistenceError::Corrupt {
+                    what: "a stored schema",
+                    detail: "is not UTF-8",
+                })?;
             recovered.schemas.push((revision_from(&key)?, text));
         }
         for item in self
@@ -151,7 +150,9 @@ impl Persistence for RocksPersistence {
             .iterator_cf(self.family(WRITES)?, IteratorMode::Start)
         {
             let (_, value) = item.map_err(|e| error("reading writes", e))?;
-            recovered.writes.push(decode::<AppliedWrite>(&value)?);
+            recovered
+                .writes
+                .push(decode::<AppliedWrite>(Format::WriteRecord, &value)?);
         }
         for item in self
             .db
@@ -170,7 +171,7 @@ impl Persistence for RocksPersistence {
             if list.is_empty() {
                 batch.delete_cf(versions, key_bytes(key));
             } else {
-                batch.put_cf(versions, key_bytes(key), encode(list)?);
+                batch.put_cf(versions, key_bytes(key), encode(Format::Versions, list)?);
             }
         }
         let revision = write.revision.to_be_bytes();
@@ -180,7 +181,11 @@ impl Persistence for RocksPersistence {
                 sidecar: Vec::new(),
                 ..write.clone()
             };
-            batch.put_cf(self.family(WRITES)?, revision, encode(&logged)?);
+            batch.put_cf(
+                self.family(WRITES)?,
+                revision,
+                encode(Format::WriteRecord, &logged)?,
+            );
         }
         if let Some(schema) = &write.schema {
             batch.put_cf(self.family(SCHEMAS)?, revision, schema.as_bytes());
@@ -201,7 +206,9 @@ impl Persistence for RocksPersistence {
         let versions = self.family(VERSIONS)?;
         for (key, remaining) in &collected.versions {
             match remaining {
-                Some(list) => batch.put_cf(versions, key_bytes(key), encode(list)?),
+                Some(list) => {
+                    batch.put_cf(versions, key_bytes(key), encode(Format::Versions, list)?)
+                }
                 None => batch.delete_cf(versions, key_bytes(key)),
             }
         }
@@ -226,14 +233,14 @@ impl Persistence for RocksPersistence {
         for list in &image.versions {
             if let Some(first) = list.first() {
                 let key = pemba_store::key_of(&first.relationship);
-                batch.put_cf(versions, key_bytes(&key), encode(list)?);
+                batch.put_cf(versions, key_bytes(&key), encode(Format::Versions, list)?);
             }
         }
         for write in &image.writes {
             batch.put_cf(
                 self.family(WRITES)?,
                 write.revision.to_be_bytes(),
-                encode(write)?,
+                encode(Format::WriteRecord, write)?,
             );
         }
         for (revision, text) in &image.schemas {
@@ -259,15 +266,16 @@ pub struct RocksLog {
     db: Arc<DB>,
 }
 
-fn log_error(context: &str, e: impl std::fmt::Display) -> LogBackendError {
-    LogBackendError(format!("{context}: {e}"))
+fn log_error(operation: &'static str, e: rocksdb::Error) -> LogBackendError {
+    LogBackendError::storage(operation, e)
 }
 
 impl RocksLog {
-    fn family(&self, name: &str) -> Result<&rocksdb::ColumnFamily, LogBackendError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| log_error("column family missing", name))
+    fn family(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, LogBackendError> {
+        self.db.cf_handle(name).ok_or(LogBackendError::Corrupt {
+            what: name,
+            detail: "(a column family) is missing",
+        })
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), LogBackendError> {
@@ -278,9 +286,10 @@ impl RocksLog {
 }
 
 fn index_from(bytes: &[u8]) -> Result<u64, LogBackendError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| log_error("log index", "not 8 bytes"))?;
+    let array: [u8; 8] = bytes.try_into().map_err(|_| LogBackendError::Corrupt {
+        what: "a Raft log index",
+        detail: "is not 8 bytes long",
+    })?;
     Ok(u64::from_be_bytes(array))
 }
 
@@ -363,5 +372,91 @@ impl LogBackend for RocksLog {
         self.db
             .flush_wal(true)
             .map_err(|e| log_error("syncing the Raft log", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use pemba_codec::golden;
+    use pemba_types::Relationship;
+
+    use super::*;
+
+    fn check<T: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug>(
+        name: &str,
+        format: Format,
+        value: &T,
+    ) {
+        golden::assert_fixture(env!("CARGO_MANIFEST_DIR"), name, format, value);
+    }
+
+    fn relationship(text: &str) -> Arc<Relationship> {
+        Arc::new(Relationship::parse(text).expect("a valid relationship"))
+    }
+
+    /// A version list and a record of the log of writes, as this datastore stores them.
+    #[test]
+    fn golden_fixtures() {
+        let viewer = relationship(
+            r#"document:d#viewer@user:alice[c:{"x":1}][expiration:2031-05-06T07:08:09Z]"#,
+        );
+        let versions = vec![
+            Version {
+                created: 3,
+                deleted: Some(8),
+                relationship: viewer.clone(),
+            },
+            Version {
+                created: 9,
+                deleted: None,
+                relationship: viewer.clone(),
+            },
+        ];
+        check("versions", Format::Versions, &versions);
+        let record = AppliedWrite {
+            revision: 9,
+            timestamp: SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 42),
+            schema: Some("definition user {}".into()),
+            changes: vec![
+                pemba_store::Change::Touch(viewer),
+                pemba_store::Change::Delete(relationship("document:d#owner@user:bob")),
+            ],
+            versions: Vec::new(),
+            is_write: true,
+            advances_clock: false,
+            sidecar: Vec::new(),
+        };
+        check("write_record", Format::WriteRecord, &record);
+    }
+
+    /// A data directory written before formats had versions is refused by name at start-up,
+    /// not misread.
+    #[test]
+    fn an_unversioned_data_directory_is_refused() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (mut persistence, _log) = open(dir.path()).expect("opens");
+        let legacy: Vec<u8> = vec![1, 3, 0];
+        let versions = persistence.family(VERSIONS).expect("family");
+        persistence
+            .db
+            .put_cf(versions, b"document\0d\0viewer\0user\0alice\0", legacy)
+            .expect("written");
+        let e = persistence.recover().expect_err("refused");
+        assert!(
+            matches!(
+                e,
+                PersistenceError::Codec(pemba_codec::CodecError::Unversioned {
+                    format: Format::Versions
+                })
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("before formats were versioned"),
+            "{e}"
+        );
     }
 }

@@ -271,6 +271,7 @@ mod tests {
             clock_tick: Duration::from_secs(1),
             max_staleness: Duration::from_secs(5),
             max_clock_offset: Duration::from_millis(500),
+            digest_every: Duration::from_secs(1),
         };
         let replica = Replica::start(
             config,

@@ -334,6 +334,24 @@ fn render_replica(out: &mut String, replica: &ReplicaStatus) {
             "Snapshots this node installed from the leader since it started.",
             replica.snapshots_installed,
         ),
+        (
+            "pemba_raft_digest_matches_total",
+            "counter",
+            "Leader state digests equal to this node's at the same revision, since it started.",
+            replica.digest_checks.matched,
+        ),
+        (
+            "pemba_raft_digest_mismatches_total",
+            "counter",
+            "Leader state digests that differed from this node's at the same revision: its state diverged.",
+            replica.digest_checks.mismatched,
+        ),
+        (
+            "pemba_raft_diverged",
+            "gauge",
+            "1 once this node's state diverged from the leader's (it then serves nothing and is not ready).",
+            u64::from(replica.diverged),
+        ),
     ];
     for (name, kind, help, value) in single {
         let _ = writeln!(
@@ -370,11 +388,20 @@ fn render_replica(out: &mut String, replica: &ReplicaStatus) {
 
 /// Whether the node serves now, and if not, why: it is shutting down, its Raft stopped, it has
 /// not joined a named cluster, or its state is not confirmed within the staleness bound.
-pub fn readiness(metrics: &Metrics, node: &Node) -> Result<(), String> {
+pub fn readiness(metrics: &Metrics, node: &Node) -> Result<(), NotReady> {
     if !metrics.ready.load(Ordering::SeqCst) {
-        return Err("the server is starting or shutting down".into());
+        return Err(NotReady::StartingOrStopping);
     }
-    node.replica.readiness().map_err(|e| e.to_string())
+    node.replica.readiness().map_err(NotReady::Cluster)
+}
+
+/// Why a node does not serve now.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("the server is starting or shutting down")]
+    StartingOrStopping,
+    #[error(transparent)]
+    Cluster(pemba_cluster::ClusterError),
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` over HTTP/1.1 until `shutdown` completes.

@@ -2,9 +2,8 @@
 
 use pemba_cluster::{ClusterError, WriteFailure};
 use pemba_engine::{EngineError, SnapshotError};
-use pemba_raft::RejectionKind;
 use pemba_schema::SchemaError;
-use pemba_store::ReadError;
+use pemba_store::{ReadError, RefusalKind};
 use tonic::Status;
 
 use crate::token::TokenError;
@@ -38,15 +37,27 @@ pub fn cluster(e: ClusterError) -> Status {
     Status::unavailable(e.to_string())
 }
 
+/// A write's failure, classified as SpiceDB does: unknown names, failed preconditions and
+/// schema changes that contradict stored data are FAILED_PRECONDITION, malformed writes and
+/// schemas INVALID_ARGUMENT, creating an existing relationship ALREADY_EXISTS, and a caveat
+/// context with an unknown parameter or a wrong-typed value UNKNOWN (SpiceDB's error carries no
+/// status).
 pub fn write(e: WriteFailure) -> Status {
     match e {
-        WriteFailure::Rejected(rejection) => match rejection.kind {
-            RejectionKind::InvalidArgument => Status::invalid_argument(rejection.message),
-            RejectionKind::FailedPrecondition => Status::failed_precondition(rejection.message),
-            RejectionKind::AlreadyExists => Status::already_exists(rejection.message),
-            RejectionKind::Internal => Status::internal(rejection.message),
-            RejectionKind::Unknown => Status::unknown(rejection.message),
-        },
+        WriteFailure::Refused(refusal) => {
+            let message = refusal.message;
+            match refusal.kind {
+                RefusalKind::UnknownName
+                | RefusalKind::PreconditionFailed
+                | RefusalKind::SchemaInconsistent => Status::failed_precondition(message),
+                RefusalKind::Invalid | RefusalKind::SchemaInvalid => {
+                    Status::invalid_argument(message)
+                }
+                RefusalKind::AlreadyExists => Status::already_exists(message),
+                RefusalKind::CaveatContext => Status::unknown(message),
+                RefusalKind::Internal => Status::internal(message),
+            }
+        }
         WriteFailure::Unconfirmed(_) => Status::unavailable(e.to_string()),
     }
 }

@@ -15,12 +15,13 @@ use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use thiserror::Error;
 use tokio::sync::watch;
 
+use crate::digest::{Digests, StateDigest};
 use crate::filter::{Precondition, RelationshipFilter};
-use crate::index::{key_of, Change, ReadAt, RelationshipIndex, RelationshipKey};
+use crate::index::{key_of, Change, ReadAt, RelationshipIndex, RelationshipKey, Version};
 use crate::persistence::{
     AppliedWrite, Collected, Persistence, PersistenceError, Recovered, SidecarUpdate,
 };
-use crate::schema_change::check_schema_change;
+use crate::schema_change::{check_schema_change, SchemaOrphan};
 
 /// A schema as written and as compiled.
 #[derive(Debug)]
@@ -95,8 +96,8 @@ pub enum WriteError {
     #[error(transparent)]
     Schema(Box<SchemaError>),
     /// The new schema would leave stored relationships without a definition, relation or type.
-    #[error("{0}")]
-    SchemaOrphans(String),
+    #[error(transparent)]
+    SchemaOrphans(SchemaOrphan),
     #[error("revision {revision} is not newer than the datastore's head {head}")]
     RevisionNotNewer { revision: Revision, head: Revision },
     #[error(transparent)]
@@ -167,6 +168,8 @@ struct State {
     epochs: Epochs,
     /// Flattened subject sets of the newest epoch; a state installed whole starts a new cache.
     closures: Arc<ClosureCache>,
+    /// The running digest, and those of the newest revisions (see [`crate::digest`]).
+    digests: Digests,
 }
 
 /// The revisions that start a new epoch of flattened subject sets: those that changed a
@@ -234,10 +237,11 @@ impl State {
         index.install(&restored);
         let mut schemas = BTreeMap::new();
         for (revision, text) in image.schemas {
-            let compiled = pemba_schema::compile("schema", &text).map_err(|e| {
-                PersistenceError(format!(
-                    "stored schema at revision {revision} does not compile: {e}"
-                ))
+            let compiled = pemba_schema::compile("schema", &text).map_err(|source| {
+                PersistenceError::StoredSchema {
+                    revision,
+                    source: Box::new(source),
+                }
             })?;
             schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
         }
@@ -261,7 +265,7 @@ impl State {
                 writes.insert(record.revision, (record.timestamp, Arc::new(changes)));
             }
         }
-        Ok(State {
+        let mut state = State {
             index,
             head: image.head,
             horizon: image.horizon,
@@ -271,7 +275,28 @@ impl State {
             sidecar: image.sidecar,
             epochs: Epochs::starting_at(image.head),
             closures: Arc::default(),
-        })
+            digests: Digests::default(),
+        };
+        let time = state.time_at(state.head);
+        state.digests = Digests::of_state(state.index.version_lists(), time);
+        state.record_digest(state.head);
+        Ok(state)
+    }
+
+    /// Records the digest of `revision`, the head, with its schema.
+    fn record_digest(&mut self, revision: Revision) {
+        let schema = self.schema_at(revision);
+        self.digests
+            .record(revision, schema.as_ref().map(|s| s.text.as_str()));
+    }
+
+    /// Installs version lists applied at a revision whose time is `time`, keeping the digest.
+    fn install_versions(&mut self, versions: &[(RelationshipKey, Vec<Version>)], time: SystemTime) {
+        self.digests.advance_time(time);
+        for (key, new) in versions {
+            self.digests.replace(self.index.versions_of(key), new, time);
+        }
+        self.index.install(versions);
     }
 
     /// The time of revision `at`.
@@ -330,6 +355,10 @@ pub struct Datastore {
     persistence: Mutex<Box<dyn Persistence>>,
     head: watch::Sender<Revision>,
     observer: std::sync::OnceLock<Observer>,
+    /// Set by a deliberately broken build: every write loses a key (see
+    /// [`Datastore::corrupt_writes`]).
+    #[cfg(feature = "fault-injection")]
+    corrupt: std::sync::atomic::AtomicBool,
 }
 
 static EMPTY_SCHEMA: std::sync::LazyLock<CompiledSchema> =
@@ -345,6 +374,8 @@ impl Datastore {
             persistence: Mutex::new(persistence),
             head,
             observer: std::sync::OnceLock::new(),
+            #[cfg(feature = "fault-injection")]
+            corrupt: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -480,21 +511,23 @@ impl Datastore {
             timestamp,
             Some(command),
             Refusal::ChangesNothing,
-            |_| Vec::new(),
+            |_| Ok(Vec::new()),
         )?
     }
 
     /// Advances the head to `revision` (newer than the head, or equal to it when there is no
     /// command), applying `command` if there is one,
     /// and makes the sidecar updates that `sidecar` derives from the outcome durable in the same
-    /// atomic step. The revision is consumed even when the command is refused: the inner result
+    /// atomic step (if `sidecar` fails, nothing is written and its error is returned). The revision is consumed even when the command is refused: the inner result
     /// is the command's outcome, the outer one a storage failure (after which nothing changed).
     pub fn apply_entry(
         &self,
         revision: Revision,
         timestamp: SystemTime,
         command: Option<&WriteCommand>,
-        sidecar: impl FnOnce(&Result<WriteResult, WriteError>) -> Vec<SidecarUpdate>,
+        sidecar: impl FnOnce(
+            &Result<WriteResult, WriteError>,
+        ) -> Result<Vec<SidecarUpdate>, PersistenceError>,
     ) -> Result<Result<WriteResult, WriteError>, PersistenceError> {
         self.apply_locked(
             self.persistence.lock(),
@@ -514,7 +547,9 @@ impl Datastore {
         timestamp: SystemTime,
         command: Option<&WriteCommand>,
         refusal: Refusal,
-        sidecar: impl FnOnce(&Result<WriteResult, WriteError>) -> Vec<SidecarUpdate>,
+        sidecar: impl FnOnce(
+            &Result<WriteResult, WriteError>,
+        ) -> Result<Vec<SidecarUpdate>, PersistenceError>,
     ) -> Result<Result<WriteResult, WriteError>, PersistenceError> {
         let (planned, versions, timestamp, advances_clock) = {
             let state = self.state.read();
@@ -553,7 +588,7 @@ impl Datastore {
                 partial: plan.as_ref().is_some_and(|p| p.partial),
             }),
         };
-        let sidecar = sidecar(&outcome);
+        let sidecar = sidecar(&outcome)?;
         let (schema, changes) = match plan {
             Some(plan) => (plan.schema, Some(plan.changes)),
             None => (None, None),
@@ -569,9 +604,11 @@ impl Datastore {
             versions,
             sidecar,
         };
+        #[cfg(feature = "fault-injection")]
+        let write = self.corrupted(write);
         persistence.persist(&write)?;
         let mut state = self.state.write();
-        state.index.install(&write.versions);
+        state.install_versions(&write.versions, timestamp);
         state.head = revision;
         let current = state.schema_at(revision);
         let current = current.as_ref().map(|s| &s.compiled);
@@ -595,6 +632,7 @@ impl Datastore {
                 .writes
                 .insert(revision, (timestamp, Arc::new(write.changes)));
         }
+        state.record_digest(revision);
         let time = state.time_at(revision);
         drop(state);
         self.head.send_replace(revision);
@@ -603,6 +641,22 @@ impl Datastore {
             observer(revision, time, &changes);
         }
         Ok(outcome)
+    }
+
+    /// The digest of `revision`, if it is one of the newest [`crate::REMEMBERED_DIGESTS`] revisions
+    /// this datastore applied (or the one it was opened or installed at).
+    pub fn digest_at(&self, revision: Revision) -> Option<StateDigest> {
+        self.state.read().digests.at(revision)
+    }
+
+    /// Every remembered revision's digest, oldest first.
+    pub fn recent_digests(&self) -> Vec<(Revision, StateDigest)> {
+        self.state.read().digests.recent()
+    }
+
+    /// The newest revision with a digest (the head) and its digest.
+    pub fn digest(&self) -> Option<(Revision, StateDigest)> {
+        self.state.read().digests.newest()
     }
 
     /// Sets the observer told of every revision applied from now on (once; later calls do
@@ -641,6 +695,25 @@ impl Datastore {
         drop(state);
         persistence.collect(&Collected { horizon, versions })?;
         Ok(horizon)
+    }
+}
+
+/// A deliberately broken apply, for proving that replicas' digests catch a replica whose state
+/// silently departs from the log. Production builds do not have it.
+#[cfg(feature = "fault-injection")]
+impl Datastore {
+    /// From now on, every write that changes relationships stores and shows all but one of
+    /// them, while its change log (and observers) still list them all.
+    pub fn corrupt_writes(&self) {
+        self.corrupt
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn corrupted(&self, mut write: AppliedWrite) -> AppliedWrite {
+        if self.corrupt.load(std::sync::atomic::Ordering::SeqCst) {
+            write.versions.pop();
+        }
+        write
     }
 }
 

@@ -176,6 +176,18 @@ impl RelationshipIndex {
         self.expiring_subject_sets > 0
     }
 
+    /// Every key's version list, in key order, without copying.
+    pub fn version_lists(&self) -> impl Iterator<Item = &[Version]> {
+        self.by_resource.values().map(|v| v.as_ref())
+    }
+
+    /// The version list of `key` (empty if it has none).
+    pub fn versions_of(&self, key: &RelationshipKey) -> &[Version] {
+        let (resource, relation, subject) = key;
+        self.versions(resource, relation, subject)
+            .map_or(&[], |v| v.as_ref())
+    }
+
     /// Every key's version list, in key order (a datastore image).
     pub fn all_versions(&self) -> Vec<Vec<Version>> {
         self.by_resource.values().map(|v| v.to_vec()).collect()

@@ -6,21 +6,26 @@
 //! see exactly the state after that revision, however many writes follow.
 
 mod datastore;
+mod digest;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 mod filter;
 mod index;
 mod packed;
 mod persistence;
+mod refusal;
 mod schema_change;
 
 pub use datastore::{
     Datastore, ReadError, SchemaVersion, Snapshot, SnapshotRead, UpdateOperation, WriteCommand,
     WriteError, WriteResult,
 };
+pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
 pub use index::{key_of, Change, RelationshipKey, Version};
 pub use persistence::{
     AppliedWrite, Collected, MemoryPersistence, Persistence, PersistenceError, Recovered,
     SidecarUpdate,
 };
+pub use refusal::{RefusalKind, WriteRefusal};
+pub use schema_change::SchemaOrphan;

@@ -7,6 +7,8 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 
+use pemba_codec::CodecError;
+use pemba_schema::SchemaError;
 use pemba_types::Revision;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -73,9 +75,46 @@ pub struct Recovered {
     pub sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
+/// Why durable storage failed a call. After any of them the datastore is unchanged.
 #[derive(Debug, Error)]
-#[error("storage failure: {0}")]
-pub struct PersistenceError(pub String);
+pub enum PersistenceError {
+    /// The storage failed (an I/O error, a full disk).
+    #[error("storage failure: {operation}: {source}")]
+    Storage {
+        /// What was being done, in words.
+        operation: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value could not be read back, or a value could not be encoded.
+    #[error("stored data: {0}")]
+    Codec(#[from] CodecError),
+    /// Stored data is not laid out as any Pemba build writes it.
+    #[error("stored data is corrupt: {what} {detail}")]
+    Corrupt {
+        what: &'static str,
+        detail: &'static str,
+    },
+    /// A stored schema no longer compiles (this build reads the schema language differently
+    /// from the one that wrote it).
+    #[error("the schema stored at revision {revision} does not compile: {source}")]
+    StoredSchema {
+        revision: Revision,
+        source: Box<SchemaError>,
+    },
+}
+
+impl PersistenceError {
+    /// A failure of the storage while doing `operation`.
+    pub fn storage(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        PersistenceError::Storage {
+            operation,
+            source: source.into(),
+        }
+    }
+}
 
 /// Durable storage for a datastore.
 pub trait Persistence: Send {

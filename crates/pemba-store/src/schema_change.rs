@@ -4,6 +4,30 @@ use pemba_engine::{allowed_subject_source, subject_type_of};
 use pemba_schema::{CompiledSchema, Member};
 use pemba_types::Relationship;
 
+/// A schema change refused because a stored relationship would lose what it uses (SpiceDB's
+/// messages, word for word); `example` is one such relationship.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaOrphan {
+    #[error("cannot delete relation `{relation}` in object definition `{definition}`, as at least one relationship exists under it: {example}")]
+    Relation {
+        definition: String,
+        relation: String,
+        example: Box<Relationship>,
+    },
+    #[error("cannot remove allowed type `{allowed}` from relation `{relation}` in object definition `{definition}`, as a relationship exists with it: {example}")]
+    AllowedType {
+        definition: String,
+        relation: String,
+        allowed: String,
+        example: Box<Relationship>,
+    },
+    #[error("cannot delete object definition `{definition}`, as at least one relationship exists under it: {example}")]
+    Definition {
+        definition: String,
+        example: Box<Relationship>,
+    },
+}
+
 /// Finds a relationship of a resource type (or any type, for `None`) that satisfies a predicate.
 pub type FindRelationship<'a> =
     dyn Fn(Option<&str>, &dyn Fn(&Relationship) -> bool) -> Option<Relationship> + 'a;
@@ -14,7 +38,7 @@ pub fn check_schema_change(
     old: &CompiledSchema,
     new: &CompiledSchema,
     find: &FindRelationship<'_>,
-) -> Result<(), String> {
+) -> Result<(), SchemaOrphan> {
     for old_definition in &old.definitions {
         let name = old_definition.name.as_str();
         let Some(new_definition) = new.definition(name) else {
@@ -25,10 +49,11 @@ pub fn check_schema_change(
                 Some(Member::Relation(r)) => r,
                 _ => {
                     if let Some(r) = find(Some(name), &|r| r.relation == relation.name) {
-                        return Err(format!(
-                            "cannot delete relation `{}` in object definition `{name}`, as at least one relationship exists under it: {r}",
-                            relation.name
-                        ));
+                        return Err(SchemaOrphan::Relation {
+                            definition: name.to_string(),
+                            relation: relation.name.clone(),
+                            example: Box::new(r),
+                        });
                     }
                     continue;
                 }
@@ -42,11 +67,12 @@ pub fn check_schema_change(
                     r.relation == relation.name && subject_type_of(r) == *allowed
                 };
                 if let Some(r) = find(Some(name), &uses) {
-                    return Err(format!(
-                        "cannot remove allowed type `{}` from relation `{}` in object definition `{name}`, as a relationship exists with it: {r}",
-                        allowed_subject_source(allowed),
-                        relation.name
-                    ));
+                    return Err(SchemaOrphan::AllowedType {
+                        definition: name.to_string(),
+                        relation: relation.name.clone(),
+                        allowed: allowed_subject_source(allowed),
+                        example: Box::new(r),
+                    });
                 }
             }
         }
@@ -55,9 +81,10 @@ pub fn check_schema_change(
         let name = old_definition.name.as_str();
         if new.definition(name).is_none() {
             if let Some(r) = find(Some(name), &|_| true) {
-                return Err(format!(
-                    "cannot delete object definition `{name}`, as at least one relationship exists under it: {r}"
-                ));
+                return Err(SchemaOrphan::Definition {
+                    definition: name.to_string(),
+                    example: Box::new(r),
+                });
             }
         }
     }

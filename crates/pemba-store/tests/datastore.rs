@@ -410,14 +410,14 @@ fn replicated_entries_consume_their_revision_and_keep_the_sidecar() {
     let refused = store
         .apply_entry(2, at(2), Some(&create_twice), |outcome| {
             assert!(outcome.is_err());
-            note("2")
+            Ok(note("2"))
         })
         .unwrap();
     assert!(matches!(refused, Err(WriteError::DuplicateUpdate(_))));
     assert_eq!(store.head(), 2);
     // An entry without a write only moves the head.
     store
-        .apply_entry(3, at(3), None, |_| note("3"))
+        .apply_entry(3, at(3), None, |_| Ok(note("3")))
         .unwrap()
         .unwrap();
     store
@@ -425,7 +425,7 @@ fn replicated_entries_consume_their_revision_and_keep_the_sidecar() {
             4,
             at(4),
             Some(&touch(&["document:a#viewer@user:tom"])),
-            |_| note("4"),
+            |_| Ok(note("4")),
         )
         .unwrap()
         .unwrap();
@@ -456,10 +456,10 @@ fn an_exported_image_installs_as_an_identical_datastore() {
             at(3),
             Some(&touch(&["document:b#viewer@user:sam"])),
             |_| {
-                vec![SidecarUpdate {
+                Ok(vec![SidecarUpdate {
                     key: b"k".to_vec(),
                     value: Some(b"v".to_vec()),
-                }]
+                }])
             },
         )
         .unwrap()
@@ -497,7 +497,7 @@ fn open_expiring() -> (Datastore, MemoryPersistence) {
 /// An entry that carries no write, only its time (a replication log's tick).
 fn tick(store: &Datastore, revision: u64, seconds: u64) {
     store
-        .apply_entry(revision, at(seconds), None, |_| Vec::new())
+        .apply_entry(revision, at(seconds), None, |_| Ok(Vec::new()))
         .unwrap()
         .unwrap();
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pemba_engine::{Engine, FoundSubject, Permissionship, RelationshipSnapshot};
+use pemba_engine::{Engine, EngineError, FoundSubject, Permissionship, RelationshipSnapshot};
 use pemba_schema::CompiledSchema;
 use pemba_types::{ObjectRef, Relationship, SubjectRef, WILDCARD_ID};
 
@@ -89,9 +89,9 @@ pub fn cross_check<S: RelationshipSnapshot>(
 
     let mut resources_cache: BTreeMap<
         ResourcesQuery,
-        Result<Vec<(String, Permissionship)>, String>,
+        Result<Vec<(String, Permissionship)>, EngineError>,
     > = BTreeMap::new();
-    let mut subjects_cache: BTreeMap<SubjectsQuery, Result<Vec<FoundSubject>, String>> =
+    let mut subjects_cache: BTreeMap<SubjectsQuery, Result<Vec<FoundSubject>, EngineError>> =
         BTreeMap::new();
     let mut result = CrossCheck {
         checks: 0,
@@ -123,9 +123,7 @@ pub fn cross_check<S: RelationshipSnapshot>(
                     (*subject).clone(),
                 );
                 let resources = resources_cache.entry(key).or_insert_with(|| {
-                    engine
-                        .lookup_resources(&resource.object_type, permission, subject)
-                        .map_err(|e| e.to_string())
+                    engine.lookup_resources(&resource.object_type, permission, subject)
                 });
                 match resources {
                     Ok(found) => {
@@ -152,14 +150,12 @@ pub fn cross_check<S: RelationshipSnapshot>(
                     subject.relation.clone(),
                 );
                 let found = subjects_cache.entry(key).or_insert_with(|| {
-                    engine
-                        .lookup_subjects(
-                            resource,
-                            permission,
-                            &subject.object.object_type,
-                            subject.relation.as_deref(),
-                        )
-                        .map_err(|e| e.to_string())
+                    engine.lookup_subjects(
+                        resource,
+                        permission,
+                        &subject.object.object_type,
+                        subject.relation.as_deref(),
+                    )
                 });
                 match found {
                     Ok(found) => {

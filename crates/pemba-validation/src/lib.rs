@@ -214,22 +214,39 @@ impl Answer {
     }
 }
 
+/// Why an assertion could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AssertionError {
+    #[error("invalid caveat context `{text}`: {source}")]
+    Context {
+        text: String,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Relationship(#[from] pemba_types::ParseError),
+    #[error("cannot specify a caveat on an assertion")]
+    Caveat,
+}
+
 /// Splits `resource#permission@subject with {"json": "context"}` into the relationship and the
 /// context (empty without ` with `), as SpiceDB reads assertions.
 pub(crate) fn parse_assertion(
     assertion: &str,
-) -> Result<(Relationship, Map<String, Json>), String> {
+) -> Result<(Relationship, Map<String, Json>), AssertionError> {
     let (relationship, context) = match assertion.trim().split_once(" with ") {
         Some((relationship, context)) => {
-            let context: Map<String, Json> = serde_json::from_str(context.trim())
-                .map_err(|e| format!("invalid caveat context `{}`: {e}", context.trim()))?;
+            let context: Map<String, Json> =
+                serde_json::from_str(context.trim()).map_err(|source| AssertionError::Context {
+                    text: context.trim().to_string(),
+                    source,
+                })?;
             (relationship, context)
         }
         None => (assertion.trim(), Map::new()),
     };
-    let parsed = Relationship::parse(relationship).map_err(|e| e.to_string())?;
+    let parsed = Relationship::parse(relationship)?;
     if parsed.caveat.is_some() {
-        return Err("cannot specify a caveat on an assertion".to_string());
+        return Err(AssertionError::Caveat);
     }
     Ok((parsed, context))
 }

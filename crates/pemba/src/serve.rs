@@ -94,6 +94,11 @@ pub struct ServeArgs {
     /// leader's clock, held within this of the majority's.
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, env = "PEMBA_MAX_CLOCK_OFFSET")]
     max_clock_offset: Duration,
+    /// How often the leader appends a digest of its state for every replica to compare with its
+    /// own at the same revision. A replica whose digest differs logs it, reports not ready and
+    /// stops serving (`pemba_raft_digest_mismatches_total` counts the differences).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "PEMBA_DIGEST_INTERVAL")]
+    digest_interval: Duration,
     /// How stale a read without a ZedToken (minimize_latency, or no consistency) may be: it is
     /// answered at a revision that includes every write the cluster committed this long before
     /// the read arrived, or fails with UNAVAILABLE (a node cut off from its cluster stops
@@ -107,25 +112,40 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct Members(BTreeMap<u64, String>);
 
-fn parse_members(text: &str) -> Result<Members, String> {
+/// Why `--initial-members` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MembersError {
+    #[error("`{0}` is not `id=host:port`")]
+    NotAMember(String),
+    #[error("`{0}` is not a node id (a positive number)")]
+    NotAnId(String),
+    #[error("node ids start at 1")]
+    ZeroId,
+    #[error("node {0} is listed twice")]
+    Twice(u64),
+    #[error("no members listed")]
+    Empty,
+}
+
+fn parse_members(text: &str) -> Result<Members, MembersError> {
     let mut members = BTreeMap::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (id, addr) = item
             .split_once('=')
-            .ok_or_else(|| format!("`{item}` is not `id=host:port`"))?;
+            .ok_or_else(|| MembersError::NotAMember(item.to_string()))?;
         let id: u64 = id
             .trim()
             .parse()
-            .map_err(|_| format!("`{id}` is not a node id (a positive number)"))?;
+            .map_err(|_| MembersError::NotAnId(id.to_string()))?;
         if id == 0 {
-            return Err("node ids start at 1".into());
+            return Err(MembersError::ZeroId);
         }
         if members.insert(id, addr.trim().to_string()).is_some() {
-            return Err(format!("node {id} is listed twice"));
+            return Err(MembersError::Twice(id));
         }
     }
     if members.is_empty() {
-        return Err("no members listed".into());
+        return Err(MembersError::Empty);
     }
     Ok(Members(members))
 }
@@ -226,6 +246,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         clock_tick: args.clock_tick,
         max_staleness: args.max_staleness,
         max_clock_offset: args.max_clock_offset,
+        digest_every: args.digest_interval,
     };
     let replica = Replica::start(
         config,

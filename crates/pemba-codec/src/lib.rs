@@ -1,0 +1,332 @@
+//! The one encoding of everything Pemba keeps on disk or sends to a peer.
+//!
+//! Every encoded value is a three-byte header, then the value in bincode (standard
+//! configuration, serde):
+//!
+//! | byte | meaning |
+//! |------|---------|
+//! | 0 | [`MARK`] (`0xFF`) |
+//! | 1 | the [`Format`]'s tag |
+//! | 2 | the format's version |
+//!
+//! No bincode encoding of a value Pemba stored before formats had a header begins with `0xFF`
+//! (their first byte is a varint, an `Option` tag or a bool, and bincode's varints never begin
+//! with `0xFF`), so such bytes are told apart and refused by name
+//! ([`CodecError::Unversioned`]) instead of being misread.
+//!
+//! # Versions
+//! [`Format::current`] is the version this build writes; it reads every version from
+//! [`Format::oldest_readable`] up to that. Bytes in a newer version are refused
+//! ([`CodecError::TooNew`]): a node never guesses at data a newer build wrote. Changing what a
+//! format's value encodes to (a field added, removed, reordered or retyped, an enum variant
+//! inserted) needs a new version, and the golden fixtures ([`golden`]) fail until it has one.
+
+pub mod golden;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use thiserror::Error;
+
+/// The first byte of every encoded value.
+pub const MARK: u8 = 0xFF;
+
+/// The length of the header before the body.
+pub const HEADER_LEN: usize = 3;
+
+/// What an encoded value is. Each has its own tag and version, so one can change without the
+/// others. Tags are never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// A Raft log entry (openraft's `Entry` of Pemba's requests), as the log stores it.
+    LogEntry,
+    /// A Raft log id: the committed and the last purged entry, as the log stores them.
+    LogId,
+    /// The Raft vote, as the log stores it.
+    Vote,
+    /// A datastore's whole image: what a replication snapshot carries.
+    Snapshot,
+    /// The state machine's record of the last applied entry and the membership.
+    AppliedRecord,
+    /// The state machine's record of one write request's outcome, for de-duplication.
+    RequestRecord,
+    /// One relationship's version list, as the RocksDB datastore stores it.
+    Versions,
+    /// One revision's record in the log of writes, as the RocksDB datastore stores it.
+    WriteRecord,
+    /// A node's founding record: the cluster it was founded with.
+    Founding,
+    /// A message between peers on the cluster port (Raft messages, forwarded writes, answers).
+    PeerMessage,
+}
+
+impl Format {
+    /// Every format, in tag order.
+    pub const ALL: [Format; 10] = [
+        Format::LogEntry,
+        Format::LogId,
+        Format::Vote,
+        Format::Snapshot,
+        Format::AppliedRecord,
+        Format::RequestRecord,
+        Format::Versions,
+        Format::WriteRecord,
+        Format::Founding,
+        Format::PeerMessage,
+    ];
+
+    /// The tag byte that names this format in a header.
+    pub const fn tag(self) -> u8 {
+        match self {
+            Format::LogEntry => 1,
+            Format::LogId => 2,
+            Format::Vote => 3,
+            Format::Snapshot => 4,
+            Format::AppliedRecord => 5,
+            Format::RequestRecord => 6,
+            Format::Versions => 7,
+            Format::WriteRecord => 8,
+            Format::Founding => 9,
+            Format::PeerMessage => 10,
+        }
+    }
+
+    /// The format a tag names, if any.
+    pub fn from_tag(tag: u8) -> Option<Format> {
+        Format::ALL.into_iter().find(|format| format.tag() == tag)
+    }
+
+    /// The version this build writes, and the newest it reads.
+    pub const fn current(self) -> u8 {
+        1
+    }
+
+    /// The oldest version this build reads.
+    pub const fn oldest_readable(self) -> u8 {
+        1
+    }
+
+    /// What the format holds, in words, for error messages.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Format::LogEntry => "a Raft log entry",
+            Format::LogId => "a Raft log id",
+            Format::Vote => "the Raft vote",
+            Format::Snapshot => "a replication snapshot",
+            Format::AppliedRecord => "the state machine's applied record",
+            Format::RequestRecord => "a write request's de-duplication record",
+            Format::Versions => "a relationship's version list",
+            Format::WriteRecord => "a record in the log of writes",
+            Format::Founding => "the node's founding record",
+            Format::PeerMessage => "a cluster peer message",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// Why bytes could not be encoded or read back as a format.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    #[error("{format} is {len} bytes long, shorter than its {HEADER_LEN}-byte format header")]
+    Truncated { format: Format, len: usize },
+    #[error("{format} has no format header: it was written by a Pemba build from before formats were versioned, which this build does not read")]
+    Unversioned { format: Format },
+    #[error("expected {expected}, found bytes of another format (tag {found_tag})")]
+    WrongFormat { expected: Format, found_tag: u8 },
+    #[error("{format} is in format version {found}, newer than this build reads (up to version {current}): it was written by a newer Pemba build")]
+    TooNew {
+        format: Format,
+        found: u8,
+        current: u8,
+    },
+    #[error("{format} is in format version {found}, older than this build reads (from version {oldest})")]
+    TooOld {
+        format: Format,
+        found: u8,
+        oldest: u8,
+    },
+    #[error("{format} could not be encoded: {source}")]
+    Encode {
+        format: Format,
+        source: bincode::error::EncodeError,
+    },
+    #[error("{format} (format version {version}) is malformed: {source}")]
+    Malformed {
+        format: Format,
+        version: u8,
+        source: bincode::error::DecodeError,
+    },
+    #[error("{format} (format version {version}) has {extra} unread bytes after its end")]
+    TrailingBytes {
+        format: Format,
+        version: u8,
+        extra: usize,
+    },
+}
+
+/// `value` in `format`'s current version, header first.
+pub fn encode<T: Serialize + ?Sized>(format: Format, value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut bytes = vec![MARK, format.tag(), format.current()];
+    bincode::serde::encode_into_std_write(value, &mut bytes, bincode::config::standard())
+        .map_err(|source| CodecError::Encode { format, source })?;
+    Ok(bytes)
+}
+
+/// Reads `bytes` as `format`: the header must name it in a version this build reads, and the
+/// body must decode to a `T` with no byte left over.
+pub fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, CodecError> {
+    let (version, body) = header(format, bytes)?;
+    let (value, read) = bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .map_err(|source| CodecError::Malformed {
+            format,
+            version,
+            source,
+        })?;
+    match body.len() - read {
+        0 => Ok(value),
+        extra => Err(CodecError::TrailingBytes {
+            format,
+            version,
+            extra,
+        }),
+    }
+}
+
+/// Checks `bytes`' header against `format`; returns the version and the body after it.
+pub fn header(format: Format, bytes: &[u8]) -> Result<(u8, &[u8]), CodecError> {
+    let Some((&[mark, tag, version], body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return match bytes.first() {
+            Some(&MARK) | None => Err(CodecError::Truncated {
+                format,
+                len: bytes.len(),
+            }),
+            Some(_) => Err(CodecError::Unversioned { format }),
+        };
+    };
+    if mark != MARK {
+        return Err(CodecError::Unversioned { format });
+    }
+    if tag != format.tag() {
+        return Err(CodecError::WrongFormat {
+            expected: format,
+            found_tag: tag,
+        });
+    }
+    if version > format.current() {
+        return Err(CodecError::TooNew {
+            format,
+            found: version,
+            current: format.current(),
+        });
+    }
+    if version < format.oldest_readable() {
+        return Err(CodecError::TooOld {
+            format,
+            found: version,
+            oldest: format.oldest_readable(),
+        });
+    }
+    Ok((version, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        revision: u64,
+        name: String,
+        flag: Option<bool>,
+    }
+
+    fn sample() -> Sample {
+        Sample {
+            revision: 7,
+            name: "doc".into(),
+            flag: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_value_round_trips_behind_its_header() {
+        let bytes = encode(Format::WriteRecord, &sample()).unwrap();
+        assert_eq!(bytes[..HEADER_LEN], [MARK, 8, 1]);
+        let back: Sample = decode(Format::WriteRecord, &bytes).unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn tags_are_distinct_and_name_their_format() {
+        for format in Format::ALL {
+            assert_eq!(Format::from_tag(format.tag()), Some(format));
+        }
+        let mut tags: Vec<u8> = Format::ALL.iter().map(|f| f.tag()).collect();
+        tags.dedup();
+        assert_eq!(tags.len(), Format::ALL.len());
+        assert!(Format::from_tag(0).is_none());
+    }
+
+    #[test]
+    fn bytes_without_a_header_are_refused_as_unversioned() {
+        let legacy = bincode::serde::encode_to_vec(sample(), bincode::config::standard()).unwrap();
+        let e = decode::<Sample>(Format::WriteRecord, &legacy).unwrap_err();
+        assert!(matches!(e, CodecError::Unversioned { .. }), "{e}");
+        assert!(e.to_string().contains("before formats were versioned"));
+    }
+
+    #[test]
+    fn a_newer_version_is_refused_and_says_so() {
+        let mut bytes = encode(Format::Vote, &sample()).unwrap();
+        bytes[2] = Format::Vote.current() + 1;
+        let e = decode::<Sample>(Format::Vote, &bytes).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CodecError::TooNew {
+                    found: 2,
+                    current: 1,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("newer Pemba build"), "{e}");
+    }
+
+    #[test]
+    fn another_formats_bytes_are_refused() {
+        let bytes = encode(Format::Vote, &sample()).unwrap();
+        let e = decode::<Sample>(Format::LogId, &bytes).unwrap_err();
+        assert!(
+            matches!(e, CodecError::WrongFormat { found_tag: 3, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn short_malformed_and_padded_bytes_are_refused() {
+        let e = decode::<Sample>(Format::Vote, &[MARK, 3]).unwrap_err();
+        assert!(matches!(e, CodecError::Truncated { len: 2, .. }), "{e}");
+        let e = decode::<Sample>(Format::Vote, &[]).unwrap_err();
+        assert!(matches!(e, CodecError::Truncated { len: 0, .. }), "{e}");
+        let mut bytes = encode(Format::Vote, &sample()).unwrap();
+        bytes.truncate(bytes.len() - 2);
+        let e = decode::<Sample>(Format::Vote, &bytes).unwrap_err();
+        assert!(matches!(e, CodecError::Malformed { .. }), "{e}");
+        let mut bytes = encode(Format::Vote, &sample()).unwrap();
+        bytes.push(0);
+        let e = decode::<Sample>(Format::Vote, &bytes).unwrap_err();
+        assert!(
+            matches!(e, CodecError::TrailingBytes { extra: 1, .. }),
+            "{e}"
+        );
+    }
+}
