@@ -13,7 +13,7 @@ use pemba_types::{ObjectRef, Relationship, SubjectRef};
 const SCHEMA: &str = "definition user {}\n\ndefinition document {\n    relation viewer: user\n    relation editor: user\n    permission view = viewer + editor\n}\n";
 
 fn rel(text: &str) -> Relationship {
-    Relationship::parse(text).unwrap()
+    Relationship::parse(text).expect("the test setup holds")
 }
 
 fn at(seconds: u64) -> SystemTime {
@@ -32,7 +32,7 @@ fn touch(texts: &[&str]) -> WriteCommand {
 
 fn open_with_schema() -> (Datastore, MemoryPersistence) {
     let disk = MemoryPersistence::default();
-    let store = Datastore::open(Box::new(disk.clone())).unwrap();
+    let store = Datastore::open(Box::new(disk.clone())).expect("the test setup holds");
     store
         .apply(
             1,
@@ -41,7 +41,7 @@ fn open_with_schema() -> (Datastore, MemoryPersistence) {
                 text: SCHEMA.to_string(),
             },
         )
-        .unwrap();
+        .expect("the test setup holds");
     (store, disk)
 }
 
@@ -52,9 +52,9 @@ fn viewers(store: &Datastore, revision: u64) -> Vec<String> {
     };
     store
         .snapshot(revision)
-        .unwrap()
+        .expect("the test setup holds")
         .query(&filter, None, 100)
-        .unwrap()
+        .expect("the test setup holds")
         .iter()
         .map(|r| r.to_string())
         .collect()
@@ -486,11 +486,11 @@ const EXPIRING_SCHEMA: &str = "use expiration\n\ndefinition user {}\n\ndefinitio
 /// A store whose viewers may expire; the schema is written at revision 1, time 1 s.
 fn open_expiring() -> (Datastore, MemoryPersistence) {
     let disk = MemoryPersistence::default();
-    let store = Datastore::open(Box::new(disk.clone())).unwrap();
+    let store = Datastore::open(Box::new(disk.clone())).expect("the test setup holds");
     let schema = WriteCommand::Schema {
         text: EXPIRING_SCHEMA.to_string(),
     };
-    store.apply(1, at(1), &schema).unwrap();
+    store.apply(1, at(1), &schema).expect("the test setup holds");
     (store, disk)
 }
 
@@ -498,24 +498,24 @@ fn open_expiring() -> (Datastore, MemoryPersistence) {
 fn tick(store: &Datastore, revision: u64, seconds: u64) {
     store
         .apply_entry(revision, at(seconds), None, |_| Ok(Vec::new()))
-        .unwrap()
-        .unwrap();
+        .expect("the test setup holds")
+        .expect("the test setup holds");
 }
 
 fn seconds_of(store: &Datastore, revision: u64) -> u64 {
-    let time = store.snapshot(revision).unwrap().time();
+    let time = store.snapshot(revision).expect("the test setup holds").time();
     time.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
+        .expect("the test setup holds")
         .as_secs()
 }
 
 fn tom_may_view(store: &Datastore, revision: u64) -> Permissionship {
-    let snapshot = store.snapshot(revision).unwrap();
+    let snapshot = store.snapshot(revision).expect("the test setup holds");
     let engine = Engine::new(snapshot.compiled_schema(), &snapshot);
     let tom = SubjectRef::object("user", "tom");
     engine
         .check(&ObjectRef::new("document", "a"), "view", &tom)
-        .unwrap()
+        .expect("the test setup holds")
 }
 
 #[test]
