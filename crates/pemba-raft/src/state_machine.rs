@@ -1,12 +1,17 @@
 //! The state machine: log entries applied to the datastore, one revision per entry.
 //!
 //! Each entry is applied with its log index as the revision. The datastore persists, in the same
-//! atomic synced step as the entry's data, this machine's own state in its sidecar: the last
-//! applied log id with the membership, the cluster id, and the outcome of every write request
-//! of the last [`DEDUPLICATION_WINDOW`] of log time and of the last [`DEDUPLICATION_ENTRIES`]
-//! log entries, whichever keeps it longer (so a retried request is answered from its record
-//! instead of being applied twice, even if the log's time jumped). A snapshot is the datastore's whole image, sidecar
-//! included, so a replica that installs one de-duplicates exactly as the others do.
+//! atomic step as the entry's data, this machine's own state in its sidecar: the last applied
+//! log id with the membership, the cluster id, and the outcome of every write request of the
+//! last [`DEDUPLICATION_WINDOW`] of log time and of the last [`DEDUPLICATION_ENTRIES`] log
+//! entries, whichever keeps it longer (so a retried request is answered from its record instead
+//! of being applied twice, even if the log's time jumped). A snapshot is the datastore's whole
+//! image, sidecar included, so a replica that installs one de-duplicates exactly as the others do.
+//!
+//! Applying an entry does not fsync: the entry is durable in the log, and a power loss that takes
+//! back the newest applied steps (the sidecar's last applied id with them) only makes openraft
+//! apply those entries again, to the same effect. The log forgets entries only once a snapshot
+//! covers them, and building a snapshot first makes every applied step durable.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Cursor;
@@ -405,6 +410,9 @@ impl StateMachine {
         // The image and the applied record in its sidecar are consistent: the datastore
         // publishes both in one step.
         let image = self.shared.datastore.export();
+        // Applied entries are stored without a sync of their own (the log holds them durably);
+        // once this snapshot exists, the log may forget them, so their effects must be durable.
+        self.shared.datastore.sync()?;
         let record: AppliedRecord = image
             .sidecar
             .get(APPLIED_KEY)

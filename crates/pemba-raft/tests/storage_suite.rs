@@ -12,7 +12,8 @@ struct MemoryStores;
 
 impl StoreBuilder<TypeConfig, LogStore<MemoryLog>, StateMachine> for MemoryStores {
     async fn build(&self) -> Result<((), LogStore<MemoryLog>, StateMachine), StorageError<NodeId>> {
-        let datastore = Datastore::open(Box::new(MemoryPersistence::default())).expect("the test setup holds");
+        let datastore =
+            Datastore::open(Box::new(MemoryPersistence::default())).expect("the test setup holds");
         let machine = StateMachine::new(Arc::new(datastore)).expect("the test setup holds");
         Ok(((), LogStore::new(MemoryLog::default()), machine))
     }

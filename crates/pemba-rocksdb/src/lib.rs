@@ -12,8 +12,9 @@
 //!
 //! [`open`] opens one database for both the datastore and the Raft log.
 //!
-//! Every write is one atomic `WriteBatch`, written with `sync = true`: it is on stable storage
-//! (the WAL fsynced) before [`Persistence::persist`] returns.
+//! Every write is one atomic `WriteBatch`. A [`Durability::Synced`] write, a replacement and the
+//! Raft log's syncs fsync the write-ahead log, which the datastore and the log share: each
+//! also makes every earlier [`Durability::Deferred`] write durable.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,7 +22,8 @@ use std::sync::Arc;
 use pemba_codec::{decode, encode, Format};
 use pemba_raft::{LogBackend, LogBackendError};
 use pemba_store::{
-    AppliedWrite, Collected, Persistence, PersistenceError, Recovered, RelationshipKey, Version,
+    AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, RelationshipKey,
+    Version,
 };
 use pemba_types::Revision;
 use rocksdb::{
@@ -164,7 +166,11 @@ impl Persistence for RocksPersistence {
         Ok(recovered)
     }
 
-    fn persist(&mut self, write: &AppliedWrite) -> Result<(), PersistenceError> {
+    fn persist(
+        &mut self,
+        write: &AppliedWrite,
+        durability: Durability,
+    ) -> Result<(), PersistenceError> {
         let mut batch = WriteBatch::default();
         let versions = self.family(VERSIONS)?;
         for (key, list) in &write.versions {
@@ -198,7 +204,16 @@ impl Persistence for RocksPersistence {
             }
         }
         batch.put_cf(self.family(META)?, HEAD, revision);
-        self.write_synced(batch)
+        match durability {
+            Durability::Synced => self.write_synced(batch),
+            Durability::Deferred => self.db.write(batch).map_err(|e| error("writing", e)),
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), PersistenceError> {
+        self.db
+            .flush_wal(true)
+            .map_err(|e| error("syncing the write-ahead log", e))
     }
 
     fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError> {

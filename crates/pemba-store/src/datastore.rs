@@ -19,7 +19,7 @@ use crate::digest::{Digests, StateDigest};
 use crate::filter::{Precondition, RelationshipFilter};
 use crate::index::{key_of, Change, ReadAt, RelationshipIndex, RelationshipKey, Version};
 use crate::persistence::{
-    AppliedWrite, Collected, Persistence, PersistenceError, Recovered, SidecarUpdate,
+    AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, SidecarUpdate,
 };
 use crate::schema_change::{check_schema_change, SchemaOrphan};
 
@@ -431,6 +431,11 @@ impl Datastore {
         Ok(())
     }
 
+    /// Makes every applied entry durable (see [`Datastore::apply_entry`]).
+    pub fn sync(&self) -> Result<(), PersistenceError> {
+        self.persistence.lock().sync()
+    }
+
     /// The sidecar's key-values.
     pub fn sidecar(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         self.state.read().sidecar.clone()
@@ -510,16 +515,22 @@ impl Datastore {
             revision,
             timestamp,
             Some(command),
-            Refusal::ChangesNothing,
+            (Refusal::ChangesNothing, Durability::Synced),
             |_| Ok(Vec::new()),
         )?
     }
 
     /// Advances the head to `revision` (newer than the head, or equal to it when there is no
     /// command), applying `command` if there is one,
-    /// and makes the sidecar updates that `sidecar` derives from the outcome durable in the same
-    /// atomic step (if `sidecar` fails, nothing is written and its error is returned). The revision is consumed even when the command is refused: the inner result
-    /// is the command's outcome, the outer one a storage failure (after which nothing changed).
+    /// and stores the sidecar updates that `sidecar` derives from the outcome in the same atomic
+    /// step (if `sidecar` fails, nothing is written and its error is returned). The revision is
+    /// consumed even when the command is refused: the inner result is the command's outcome, the
+    /// outer one a storage failure (after which nothing changed).
+    ///
+    /// For a replicated log's entries, which are durable in the log already: the step is
+    /// stored with [`Durability::Deferred`] (a crash of the process loses nothing; a power loss
+    /// may take back the newest entries' effects, which the log applies again). Call
+    /// [`Datastore::sync`] before the log may forget an applied entry.
     pub fn apply_entry(
         &self,
         revision: Revision,
@@ -534,7 +545,7 @@ impl Datastore {
             revision,
             timestamp,
             command,
-            Refusal::ConsumesRevision,
+            (Refusal::ConsumesRevision, Durability::Deferred),
             sidecar,
         )
     }
@@ -546,7 +557,7 @@ impl Datastore {
         revision: Revision,
         timestamp: SystemTime,
         command: Option<&WriteCommand>,
-        refusal: Refusal,
+        (refusal, durability): (Refusal, Durability),
         sidecar: impl FnOnce(
             &Result<WriteResult, WriteError>,
         ) -> Result<Vec<SidecarUpdate>, PersistenceError>,
@@ -606,7 +617,7 @@ impl Datastore {
         };
         #[cfg(feature = "fault-injection")]
         let write = self.corrupted(write);
-        persistence.persist(&write)?;
+        persistence.persist(&write, durability)?;
         let mut state = self.state.write();
         state.install_versions(&write.versions, timestamp);
         state.head = revision;

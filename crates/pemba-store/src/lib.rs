@@ -24,8 +24,8 @@ pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
 pub use index::{key_of, Change, RelationshipKey, Version};
 pub use persistence::{
-    AppliedWrite, Collected, MemoryPersistence, Persistence, PersistenceError, Recovered,
-    SidecarUpdate,
+    AppliedWrite, Collected, Durability, MemoryPersistence, Persistence, PersistenceError,
+    Recovered, SidecarUpdate,
 };
 pub use refusal::{RefusalKind, WriteRefusal};
 pub use schema_change::SchemaOrphan;

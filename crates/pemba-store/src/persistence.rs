@@ -116,14 +116,34 @@ impl PersistenceError {
     }
 }
 
+/// How durable a persisted write must be when [`Persistence::persist`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage (fsynced): the caller acknowledges the write on the strength of it.
+    Synced,
+    /// Written through to the operating system, so a crash of the process loses nothing, but
+    /// not yet fsynced: a power loss may take back the newest such writes (never an older one
+    /// without the newer ones). For writes that are durable elsewhere already (a replicated
+    /// log's entries, applied again after such a loss); a later [`Persistence::sync`], or any
+    /// synced write, makes them durable.
+    Deferred,
+}
+
 /// Durable storage for a datastore.
 pub trait Persistence: Send {
     /// Reads back everything persisted so far.
     fn recover(&mut self) -> Result<Recovered, PersistenceError>;
 
-    /// Makes one write durable, atomically. It must be on stable storage (fsynced) before this
-    /// returns: the caller acknowledges the write to clients right after.
-    fn persist(&mut self, write: &AppliedWrite) -> Result<(), PersistenceError>;
+    /// Stores one write, atomically, as durable as `durability` says: with
+    /// [`Durability::Synced`] it is on stable storage (fsynced) before this returns.
+    fn persist(
+        &mut self,
+        write: &AppliedWrite,
+        durability: Durability,
+    ) -> Result<(), PersistenceError>;
+
+    /// Makes every write stored so far durable (fsynced) before it returns.
+    fn sync(&mut self) -> Result<(), PersistenceError>;
 
     /// Makes a garbage collection durable. Need not be synced: losing it only keeps history longer.
     fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError>;
@@ -177,7 +197,11 @@ impl Persistence for MemoryPersistence {
         })
     }
 
-    fn persist(&mut self, write: &AppliedWrite) -> Result<(), PersistenceError> {
+    fn persist(
+        &mut self,
+        write: &AppliedWrite,
+        _durability: Durability,
+    ) -> Result<(), PersistenceError> {
         let mut disk = self.disk.lock();
         disk.head = write.revision;
         for (key, versions) in &write.versions {
@@ -203,6 +227,10 @@ impl Persistence for MemoryPersistence {
                 None => disk.sidecar.remove(&update.key),
             };
         }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), PersistenceError> {
         Ok(())
     }
 

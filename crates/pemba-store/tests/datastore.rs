@@ -490,7 +490,9 @@ fn open_expiring() -> (Datastore, MemoryPersistence) {
     let schema = WriteCommand::Schema {
         text: EXPIRING_SCHEMA.to_string(),
     };
-    store.apply(1, at(1), &schema).expect("the test setup holds");
+    store
+        .apply(1, at(1), &schema)
+        .expect("the test setup holds");
     (store, disk)
 }
 
@@ -503,7 +505,10 @@ fn tick(store: &Datastore, revision: u64, seconds: u64) {
 }
 
 fn seconds_of(store: &Datastore, revision: u64) -> u64 {
-    let time = store.snapshot(revision).expect("the test setup holds").time();
+    let time = store
+        .snapshot(revision)
+        .expect("the test setup holds")
+        .time();
     time.duration_since(SystemTime::UNIX_EPOCH)
         .expect("the test setup holds")
         .as_secs()
