@@ -60,6 +60,10 @@ pub enum StateMachineError {
     /// the head): the log and the datastore disagree.
     #[error("log entry {index} could not be applied: {source}")]
     Unapplicable { index: u64, source: WriteError },
+    /// The datastore stored an entry's write without deciding its outcome (it decides it before
+    /// it stores anything: this is a bug, and stops the node rather than the process).
+    #[error("log entry {index} was applied without an outcome")]
+    NoOutcome { index: u64 },
     /// A snapshot's image does not hold the state its metadata names.
     #[error("snapshot {snapshot_id} holds state up to {holds:?}, not {names:?}")]
     SnapshotMismatch {
@@ -365,7 +369,7 @@ impl StateMachine {
                     return Err(StateMachineError::Unapplicable { index, source });
                 }
                 let Some(outcome) = outcome else {
-                    unreachable!("the datastore calls the sidecar closure before it persists")
+                    return Err(StateMachineError::NoOutcome { index });
                 };
                 applied
                     .request_times
