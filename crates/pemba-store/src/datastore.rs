@@ -279,15 +279,12 @@ impl State {
         };
         let time = state.time_at(state.head);
         state.digests = Digests::of_state(state.index.version_lists(), time);
-        state.record_digest(state.head);
+        let schema = state.schema_at(state.head);
+        state
+            .digests
+            .set_schema(schema.as_ref().map(|s| s.text.as_str()));
+        state.digests.record(state.head);
         Ok(state)
-    }
-
-    /// Records the digest of `revision`, the head, with its schema.
-    fn record_digest(&mut self, revision: Revision) {
-        let schema = self.schema_at(revision);
-        self.digests
-            .record(revision, schema.as_ref().map(|s| s.text.as_str()));
     }
 
     /// Installs version lists applied at a revision whose time is `time`, keeping the digest.
@@ -515,7 +512,7 @@ impl Datastore {
             revision,
             timestamp,
             Some(command),
-            (Refusal::ChangesNothing, Durability::Synced),
+            Origin::Direct,
             |_| Ok(Vec::new()),
         )?
     }
@@ -545,7 +542,7 @@ impl Datastore {
             revision,
             timestamp,
             command,
-            (Refusal::ConsumesRevision, Durability::Deferred),
+            Origin::LogEntry,
             sidecar,
         )
     }
@@ -557,7 +554,7 @@ impl Datastore {
         revision: Revision,
         timestamp: SystemTime,
         command: Option<&WriteCommand>,
-        (refusal, durability): (Refusal, Durability),
+        origin: Origin,
         sidecar: impl FnOnce(
             &Result<WriteResult, WriteError>,
         ) -> Result<Vec<SidecarUpdate>, PersistenceError>,
@@ -587,7 +584,7 @@ impl Datastore {
         };
         let (plan, refused) = match planned {
             Some(Ok(plan)) => (Some(plan), None),
-            Some(Err(refused)) if refusal == Refusal::ChangesNothing => return Ok(Err(refused)),
+            Some(Err(refused)) if origin == Origin::Direct => return Ok(Err(refused)),
             Some(Err(refused)) => (None, Some(refused)),
             None => (None, None),
         };
@@ -617,7 +614,7 @@ impl Datastore {
         };
         #[cfg(feature = "fault-injection")]
         let write = self.corrupted(write);
-        persistence.persist(&write, durability)?;
+        persistence.persist(&write, origin.durability())?;
         let mut state = self.state.write();
         state.install_versions(&write.versions, timestamp);
         state.head = revision;
@@ -633,6 +630,7 @@ impl Datastore {
             };
         }
         if let Some(schema) = schema {
+            state.digests.set_schema(Some(&schema.text));
             state.schemas.insert(revision, schema);
         }
         if advances_clock {
@@ -643,7 +641,7 @@ impl Datastore {
                 .writes
                 .insert(revision, (timestamp, Arc::new(write.changes)));
         }
-        state.record_digest(revision);
+        state.digests.record(revision);
         let time = state.time_at(revision);
         drop(state);
         self.head.send_replace(revision);
@@ -728,13 +726,25 @@ impl Datastore {
     }
 }
 
-/// What a refused command does to the head.
+/// Where a write comes from, which decides what its refusal does to the head and how durable it
+/// is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    /// Nothing: the revision can be used again.
-    ChangesNothing,
-    /// The head moves to its revision (a replicated log's entry is consumed either way).
-    ConsumesRevision,
+enum Origin {
+    /// A write on its own ([`Datastore::apply`]): a refusal changes nothing (the revision can be
+    /// used again), and an applied write is synced before it is acknowledged.
+    Direct,
+    /// A replicated log's entry ([`Datastore::apply_entry`]): its revision is consumed either
+    /// way, and it is stored without a sync of its own (the log holds it durably).
+    LogEntry,
+}
+
+impl Origin {
+    fn durability(self) -> Durability {
+        match self {
+            Origin::Direct => Durability::Synced,
+            Origin::LogEntry => Durability::Deferred,
+        }
+    }
 }
 
 /// The effect a command will have, decided against the head state.

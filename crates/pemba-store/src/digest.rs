@@ -8,8 +8,8 @@
 //! differ have different digests (but with negligible probability).
 //!
 //! It is kept incrementally: a wrapping sum of one 128-bit hash per visible relationship
-//! (SipHash-1-3 with fixed keys: the same on every build and platform), plus the schema's
-//! hash when a digest is read. A relationship that expires leaves the sum at the first revision
+//! (SipHash-1-3 with fixed keys: the same on every build and platform), plus the hash of the
+//! schema in force (hashed once, when it comes in force). A relationship that expires leaves the sum at the first revision
 //! whose time passes its expiration, as it leaves every read.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -89,14 +89,27 @@ fn schema_hash(text: Option<&str>) -> u128 {
 }
 
 /// The running digest of a datastore and the digests of its newest revisions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Digests {
     /// The sum over the relationships visible at the head.
     sum: u128,
+    /// The hash of the schema in force at the head (hashed once, when it comes in force).
+    schema: u128,
     /// Visible relationships that will expire: (expiration, hash) → how many.
     expiring: BTreeMap<(SystemTime, u128), u32>,
     /// The newest revisions' digests, oldest first.
     recent: VecDeque<(Revision, StateDigest)>,
+}
+
+impl Default for Digests {
+    fn default() -> Self {
+        Digests {
+            sum: 0,
+            schema: schema_hash(None),
+            expiring: BTreeMap::new(),
+            recent: VecDeque::new(),
+        }
+    }
 }
 
 impl Digests {
@@ -138,9 +151,14 @@ impl Digests {
         self.add(live(new), time);
     }
 
-    /// Records the digest of `revision`, whose schema is `schema`.
-    pub(crate) fn record(&mut self, revision: Revision, schema: Option<&str>) {
-        let digest = StateDigest(self.sum.wrapping_add(schema_hash(schema)));
+    /// From now on the schema in force is `text` (`None`: none yet).
+    pub(crate) fn set_schema(&mut self, text: Option<&str>) {
+        self.schema = schema_hash(text);
+    }
+
+    /// Records the digest of `revision`, the head, under the schema set last.
+    pub(crate) fn record(&mut self, revision: Revision) {
+        let digest = StateDigest(self.sum.wrapping_add(self.schema));
         if self.recent.back().is_some_and(|(r, _)| *r >= revision) {
             self.recent.retain(|(r, _)| *r < revision);
         }
@@ -237,14 +255,17 @@ mod tests {
             &bob_gone,
             time,
         );
-        applied.record(2, Some("definition user {}"));
+        applied.set_schema(Some("definition user {}"));
+        applied.record(2);
         // Built whole from the resulting version lists.
         let mut whole = Digests::of_state([&alice[..], &bob_gone[..]].into_iter(), time);
-        whole.record(2, Some("definition user {}"));
+        whole.set_schema(Some("definition user {}"));
+        whole.record(2);
         assert_eq!(applied.at(2), whole.at(2));
         // Another schema, or another relationship, is another digest.
         let mut other = Digests::of_state([&alice[..]].into_iter(), time);
-        other.record(2, Some("definition user {}\ndefinition document {}"));
+        other.set_schema(Some("definition user {}\ndefinition document {}"));
+        other.record(2);
         assert_ne!(other.at(2), whole.at(2));
         let none = Digests::of_state(std::iter::empty(), time);
         assert_ne!(none.sum, whole.sum);
@@ -277,7 +298,7 @@ mod tests {
     fn only_the_newest_digests_are_remembered() {
         let mut digests = Digests::default();
         for revision in 1..=(REMEMBERED_DIGESTS as u64 + 10) {
-            digests.record(revision, None);
+            digests.record(revision);
         }
         assert_eq!(digests.at(1), None);
         assert!(digests.at(11).is_some());
