@@ -232,6 +232,7 @@ async fn run_node(
         max_staleness: MAX_STALENESS,
         max_clock_offset: MAX_CLOCK_OFFSET,
         digest_every: Duration::from_secs(1),
+        newest_log_format: pemba_raft::NEWEST_LOG_FORMAT,
     };
     let replica = Replica::start(
         config,

@@ -74,6 +74,15 @@ pub enum MembershipRefusal {
         addr: String,
         cluster_id: String,
     },
+    /// The node to add reads only older log formats than the cluster writes: it would stop at
+    /// the first entry it cannot read.
+    #[error("node {id} at {addr} reads Raft log formats up to {reads}, but the cluster writes format {cluster}: run a newer Pemba build on it")]
+    ReadsOlderFormat {
+        id: NodeId,
+        addr: String,
+        reads: u32,
+        cluster: u32,
+    },
     #[error(transparent)]
     Raft(Box<ChangeMembershipError<NodeId>>),
     /// The leader refused it (the change was passed on to the leader, which said why).

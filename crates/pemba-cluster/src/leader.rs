@@ -8,7 +8,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use pemba_proto::pemba::cluster::v1 as proto;
 use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
-use pemba_raft::{NodeId, Request, TypeConfig, WriteOutcome, Written};
+use pemba_raft::{NodeId, Proposal, Request, TypeConfig, WriteOutcome, Written};
 use pemba_store::WriteCommand;
 use tokio::time::{sleep, timeout_at, Instant};
 use tonic::transport::Channel;
@@ -135,27 +135,23 @@ impl Replica {
         }
     }
 
-    /// Proposes a write on this node, which must be the leader.
+    /// Proposes a write on this node, which must be the leader: it goes into the log with the
+    /// writes proposed alongside it (see [`crate::group_commit`]).
     pub(crate) async fn propose(
         &self,
         request_id: String,
         command: WriteCommand,
     ) -> Result<WriteOutcome, LeaderRefusal> {
-        let timestamp = self.clock_bound.stamp((self.clock)());
-        let Some(timestamp) = timestamp.filter(|_| !self.clock_bound.skewed()) else {
-            return Err(LeaderRefusal::ClockSkewed { node: self.node_id });
-        };
-        let request = Request::Write {
+        let proposal = Proposal {
             request_id,
-            timestamp,
-            command: Box::new(command),
+            command,
         };
-        Ok(self.append_as_leader(request).await?.data)
+        self.group_commit.propose(self.node_id, proposal).await
     }
 
     /// Appends `request` to the log through this node, which must be the leader; returns once it
     /// is committed and applied here.
-    async fn append_as_leader(
+    pub(crate) async fn append_as_leader(
         &self,
         request: Request,
     ) -> Result<ClientWriteResponse<TypeConfig>, LeaderRefusal> {

@@ -2,7 +2,8 @@
 //!
 //! A [`Replica`] runs one node's Raft (from `pemba-raft`) and is what the API server calls:
 //! - writes go to the leader (proposed locally, or forwarded over the cluster port) with a request
-//!   id that every retry keeps, and return once committed on a majority and applied here;
+//!   id that every retry keeps, and return once committed on a majority and applied here; the
+//!   leader proposes concurrent writes together, one log entry per group ([`group_commit`]);
 //! - reads wait until this node has applied the revision they need ([`Replica::wait_applied`]);
 //!   reads without a token are held to a staleness bound ([`Replica::fresh_revision`], see
 //!   [`freshness`]);
@@ -24,8 +25,10 @@ mod dialer;
 mod error;
 mod founding;
 mod freshness;
+mod group_commit;
 mod identity;
 mod leader;
+mod log_format;
 mod membership;
 mod network;
 mod replica;
@@ -36,6 +39,7 @@ pub use error::{ClusterError, LeaderError, LeaderRefusal, MembershipRefusal, Wri
 pub use freshness::Stale;
 pub use identity::IdentityRefusal;
 pub use membership::CAUGHT_UP_LAG;
+pub use pemba_raft::NEWEST_LOG_FORMAT;
 #[cfg(feature = "fault-injection")]
 pub use replica::Faults;
 pub use replica::{Clock, Replica, ReplicaConfig, ReplicaStatus};

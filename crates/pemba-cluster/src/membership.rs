@@ -11,6 +11,7 @@ use pemba_raft::NodeId;
 use tokio::time::{timeout, Instant};
 
 use crate::error::{ClusterError, LeaderError, MembershipRefusal};
+use crate::log_format::reads_up_to;
 use crate::replica::Replica;
 
 /// A learner is caught up when it lacks at most this many of the leader's entries: promoting
@@ -150,8 +151,9 @@ impl Replica {
         }
     }
 
-    /// Refuses to add a node that says it holds another cluster's data. A node that does not
-    /// answer is added: it refuses this cluster's messages itself if it holds another's.
+    /// Refuses to add a node that says it holds another cluster's data, or that reads only
+    /// older log formats than the cluster writes. A node that does not answer is added: it
+    /// refuses this cluster's messages itself if it holds another's.
     async fn check_joiner(&self, id: NodeId, addr: &str) -> Result<(), ClusterError> {
         let Some(ours) = self.known_cluster_id() else {
             return Ok(());
@@ -162,21 +164,29 @@ impl Replica {
         let request = self
             .peers
             .request(proto::StatusRequest {}, ADD_PROBE_TIMEOUT);
-        let other = match timeout(ADD_PROBE_TIMEOUT, client.status(request)).await {
-            Ok(Ok(status)) => Some(status.into_inner().cluster_id).filter(|c| !c.is_empty()),
+        let status = match timeout(ADD_PROBE_TIMEOUT, client.status(request)).await {
+            Ok(Ok(status)) => status.into_inner(),
             // It refused the call as another cluster's: its refusal names that cluster.
-            Ok(Err(status)) => crate::auth::refusing_cluster(&status),
-            _ => None,
+            Ok(Err(status)) => match crate::auth::refusing_cluster(&status) {
+                Some(theirs) if theirs != ours => return Err(other_cluster(id, addr, theirs)),
+                _ => return Ok(()),
+            },
+            Err(_) => return Ok(()),
         };
-        match other {
-            Some(theirs) if theirs != ours => Err(MembershipRefusal::OtherCluster {
+        if !status.cluster_id.is_empty() && status.cluster_id != ours {
+            return Err(other_cluster(id, addr, status.cluster_id));
+        }
+        let (reads, cluster) = (reads_up_to(&status), self.state_machine.log_format());
+        if reads < cluster {
+            return Err(MembershipRefusal::ReadsOlderFormat {
                 id,
                 addr: addr.to_string(),
-                cluster_id: theirs,
+                reads,
+                cluster,
             }
-            .into()),
-            _ => Ok(()),
+            .into());
         }
+        Ok(())
     }
 
     /// Refuses to promote a learner that lacks more than [`CAUGHT_UP_LAG`] of the leader's
@@ -204,4 +214,13 @@ impl Replica {
         }
         .into())
     }
+}
+
+fn other_cluster(id: NodeId, addr: &str, cluster_id: String) -> ClusterError {
+    MembershipRefusal::OtherCluster {
+        id,
+        addr: addr.to_string(),
+        cluster_id,
+    }
+    .into()
 }

@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime};
 use openraft::error::Fatal;
 use openraft::{Config, ServerState, SnapshotPolicy, Vote};
 use pemba_proto::pemba::cluster::v1 as proto;
-use pemba_raft::{LogBackend, LogStore, NodeId, Raft, RaftMetrics, SeededRng, StateMachine};
+use pemba_raft::{
+    LogBackend, LogStore, NodeId, Raft, RaftMetrics, SeededRng, StateMachine, SyncCount,
+    NEWEST_LOG_FORMAT,
+};
 use pemba_store::Datastore;
 use rand::Rng;
 use tokio::time::{timeout_at, Instant};
@@ -19,11 +22,15 @@ use crate::clock_bound::ClockBound;
 use crate::dialer::Dialer;
 use crate::error::ClusterError;
 use crate::freshness::Freshness;
+use crate::group_commit::{self, GroupCommit};
 use crate::identity::{Identity, IdentityRefusal, Standing};
+use crate::log_format;
 use crate::network::{PeerNetwork, Peers};
 
 /// Log entries per replication message. An entry is one client request (at most a few MiB; an
-/// import commits in parts of that size), so a message stays below [`PEER_MESSAGE_LIMIT`].
+/// import commits in parts of that size) or a group of them no heavier than about
+/// [`crate::group_commit::GROUP_WEIGHT`] relationships, so a message stays below
+/// [`PEER_MESSAGE_LIMIT`].
 const MAX_ENTRIES_PER_APPEND: u64 = 16;
 
 /// The largest message between peers, in bytes.
@@ -59,6 +66,9 @@ pub struct ReplicaConfig {
     /// How often the leader appends its state digest for the replicas to compare with theirs
     /// (see [`pemba_raft::Request::Checkpoint`]).
     pub digest_every: Duration,
+    /// The newest log format this node reads: [`pemba_raft::NEWEST_LOG_FORMAT`], or an older
+    /// one to act as an older build in upgrade tests (see [`crate::log_format`]).
+    pub newest_log_format: u32,
 }
 
 /// A wall clock (injected, so simulations control it).
@@ -88,6 +98,14 @@ pub struct ReplicaStatus {
     pub digest_checks: pemba_raft::DigestChecks,
     /// Whether this replica's state diverged from the leader's (it then serves nothing).
     pub diverged: bool,
+    /// Syncs (fsyncs) of this node's Raft log since it started.
+    pub log_syncs: u64,
+    /// Log entries of client writes this node proposed as leader since it started, and the
+    /// writes in them (several per entry once writes are grouped).
+    pub write_groups: u64,
+    pub grouped_writes: u64,
+    /// The cluster's log format as applied here.
+    pub log_format: u32,
 }
 
 /// One node of a cluster.
@@ -109,6 +127,9 @@ pub struct Replica {
     #[cfg(feature = "fault-injection")]
     skip_log_syncs: pemba_raft::SkipSyncs,
     pub(crate) identity: Arc<Identity>,
+    /// The queue of writes this node proposes when it leads.
+    pub(crate) group_commit: GroupCommit,
+    log_syncs: SyncCount,
     /// Unique to this process: request ids are `<prefix>-<counter>`.
     request_prefix: String,
     request_counter: AtomicU64,
@@ -146,8 +167,10 @@ impl Replica {
         clock: Clock,
     ) -> Result<Arc<Replica>, ClusterError> {
         let raft_config = raft_config(&config)?;
-        let state_machine = StateMachine::new(datastore.clone())?;
-        let log = LogStore::new(log);
+        let newest_format = config.newest_log_format.min(NEWEST_LOG_FORMAT);
+        let state_machine = StateMachine::reading_formats_up_to(datastore.clone(), newest_format)?;
+        let log = LogStore::new(log)?;
+        let log_syncs = log.sync_count();
         #[cfg(feature = "fault-injection")]
         let skip_log_syncs = log.skip_syncs();
         let backend: Arc<dyn LogBackend> = log.backend();
@@ -174,6 +197,8 @@ impl Replica {
             holds_state,
         )?;
         let nonce: u64 = SeededRng.gen();
+        let (group_commit, queue) = GroupCommit::new();
+        let group_counts = group_commit.counter();
         let replica = Arc::new(Replica {
             node_id: config.node_id,
             raft,
@@ -187,6 +212,8 @@ impl Replica {
             attempt_timeout: (config.heartbeat_interval * 4)
                 .clamp(Duration::from_millis(500), Duration::from_secs(5)),
             identity: Arc::new(identity),
+            group_commit,
+            log_syncs,
             request_prefix: format!("{}-{nonce:016x}", config.node_id),
             request_counter: AtomicU64::new(0),
             #[cfg(feature = "fault-injection")]
@@ -196,6 +223,12 @@ impl Replica {
             .peers
             .set_cluster_id_source(Arc::downgrade(&replica));
         background::spawn_all(&replica, config.clock_tick, config.digest_every);
+        tokio::spawn(log_format::raise_when_all_read(Arc::downgrade(&replica)));
+        tokio::spawn(group_commit::run(
+            Arc::downgrade(&replica),
+            queue,
+            group_counts,
+        ));
         Ok(replica)
     }
 
@@ -394,6 +427,8 @@ impl Replica {
             founding_members: founding
                 .map(|f| f.members.into_iter().collect())
                 .unwrap_or_default(),
+            newest_log_format: self.state_machine.newest_format(),
+            log_format: self.state_machine.log_format(),
         }
     }
 
@@ -402,6 +437,7 @@ impl Replica {
         let metrics = self.metrics();
         let last_log_index = metrics.last_log_index.unwrap_or(0);
         let counts = self.state_machine.snapshot_counts();
+        let (write_groups, grouped_writes) = self.group_commit.counts();
         ReplicaStatus {
             term: metrics.current_term,
             leader_id: metrics.current_leader,
@@ -426,6 +462,10 @@ impl Replica {
             clock_skewed: self.clock_bound.skewed(),
             digest_checks: self.state_machine.digest_checks(),
             diverged: self.state_machine.divergence().is_some(),
+            log_syncs: self.log_syncs.get(),
+            write_groups,
+            grouped_writes,
+            log_format: self.state_machine.log_format(),
         }
     }
 

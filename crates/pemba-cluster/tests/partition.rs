@@ -185,6 +185,7 @@ async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
             max_staleness: MAX_STALENESS,
             max_clock_offset: Duration::from_millis(500),
             digest_every: Duration::from_secs(1),
+            newest_log_format: pemba_raft::NEWEST_LOG_FORMAT,
         };
         let dialer = PartitionableDialer {
             from: id,

@@ -31,6 +31,7 @@ async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
         max_staleness: Duration::from_secs(2),
         max_clock_offset: Duration::from_millis(500),
         digest_every: Duration::from_secs(1),
+        newest_log_format: pemba_raft::NEWEST_LOG_FORMAT,
     };
     let replica = Replica::start(
         config,

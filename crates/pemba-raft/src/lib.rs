@@ -11,14 +11,18 @@
 use std::io::Cursor;
 
 mod log_store;
+mod log_thread;
 mod request;
 mod runtime;
 mod state_machine;
 
 #[cfg(feature = "fault-injection")]
 pub use log_store::SkipSyncs;
-pub use log_store::{LogBackend, LogBackendError, LogStore, MemoryLog};
-pub use request::{Request, WriteOutcome, Written};
+pub use log_store::{LogBackend, LogBackendError, LogStore, MemoryLog, SyncCount};
+pub use request::{
+    EntryOutcomes, Proposal, Request, WriteOutcome, Written, FIRST_LOG_FORMAT,
+    GROUPED_WRITES_FORMAT, NEWEST_LOG_FORMAT,
+};
 pub use runtime::{seed_randomness, PembaRuntime, SeededRng};
 pub use state_machine::{
     DigestChecks, Divergence, SnapshotCounts, StateMachine, StateMachineError,
@@ -30,7 +34,7 @@ openraft::declare_raft_types!(
     /// their peer address.
     pub TypeConfig:
         D = Request,
-        R = WriteOutcome,
+        R = EntryOutcomes,
         NodeId = u64,
         Node = openraft::BasicNode,
         AsyncRuntime = PembaRuntime,

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -15,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::log_thread::LogThread;
 use crate::{NodeId, TypeConfig};
 
 const VOTE: &str = "vote";
@@ -34,6 +36,10 @@ pub enum LogBackendError {
     /// A stored value could not be read back, or a value could not be encoded.
     #[error("raft log data: {0}")]
     Codec(#[from] CodecError),
+    /// The log's I/O thread is gone (it can only stop if a step panicked): nothing more can be
+    /// written.
+    #[error("raft log storage: the log's I/O thread stopped")]
+    ThreadGone,
     /// Stored data is not laid out as any Pemba build writes it.
     #[error("raft log storage: {what} is corrupt: {detail}")]
     Corrupt {
@@ -80,6 +86,12 @@ pub trait LogBackend: Send + Sync + 'static {
     fn last(&self) -> Result<Option<(u64, Vec<u8>)>, LogBackendError>;
     /// Makes every step before this call durable (fsynced) before it returns.
     fn sync(&self) -> Result<(), LogBackendError>;
+    /// Whether mutating calls and syncs block on a disk: then [`LogStore`] runs them on a
+    /// thread of their own (see [`crate::log_thread`]), never on the async runtime. A memory
+    /// backend runs them inline, so a simulation's scheduler sees every step.
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// A log backend in memory, for tests and simulations. Clones share one "disk", so a node
@@ -247,9 +259,14 @@ fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, LogBac
 /// A vote, appended entries and a truncation are synced before the call reports them done
 /// (for entries: before the flush callback), so a crash never takes back a promise Raft made.
 /// The committed index and purges are not: losing them only means re-applying or keeping
-/// more of the log.
+/// more of the log. Over a backend that [`LogBackend::blocks`], appends, votes and truncations
+/// are written and synced on the log's own thread, in order.
 pub struct LogStore<B> {
     backend: Arc<B>,
+    /// Where writes and syncs run, for a backend that [`LogBackend::blocks`].
+    thread: Option<LogThread>,
+    /// How many syncs (fsyncs, for a disk backend) this store and its clones made.
+    syncs: Arc<AtomicU64>,
     /// Set by a deliberately broken build: never sync (see [`LogStore::skip_syncs`]).
     #[cfg(feature = "fault-injection")]
     skip_syncs: Arc<std::sync::atomic::AtomicBool>,
@@ -259,9 +276,21 @@ impl<B> Clone for LogStore<B> {
     fn clone(&self) -> Self {
         Self {
             backend: self.backend.clone(),
+            thread: self.thread.clone(),
+            syncs: self.syncs.clone(),
             #[cfg(feature = "fault-injection")]
             skip_syncs: self.skip_syncs.clone(),
         }
+    }
+}
+
+/// How many syncs a [`LogStore`] made: with group commit, several writes share one.
+#[derive(Debug, Clone, Default)]
+pub struct SyncCount(Arc<AtomicU64>);
+
+impl SyncCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -280,12 +309,38 @@ impl SkipSyncs {
 }
 
 impl<B: LogBackend> LogStore<B> {
-    pub fn new(backend: B) -> Self {
-        Self {
+    /// A log store over `backend`, with its I/O thread if the backend blocks.
+    pub fn new(backend: B) -> Result<Self, LogBackendError> {
+        let thread = backend.blocks().then(LogThread::spawn).transpose()?;
+        Ok(Self {
             backend: Arc::new(backend),
+            thread,
+            syncs: Arc::default(),
             #[cfg(feature = "fault-injection")]
             skip_syncs: Arc::default(),
-        }
+        })
+    }
+
+    /// Runs `step` on the log's I/O thread (or here, for a backend that does not block) and
+    /// waits for it, without blocking the async runtime.
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        step: impl FnOnce(&Self) -> Result<T, LogBackendError> + Send + 'static,
+    ) -> Result<T, LogBackendError> {
+        let Some(thread) = &self.thread else {
+            return step(self);
+        };
+        let store = self.clone();
+        let (done, result) = tokio::sync::oneshot::channel();
+        thread.run(move || {
+            let _ = done.send(step(&store));
+        })?;
+        result.await.map_err(|_| LogBackendError::ThreadGone)?
+    }
+
+    /// A counter of the syncs this store (and its clones) made, readable while openraft owns it.
+    pub fn sync_count(&self) -> SyncCount {
+        SyncCount(self.syncs.clone())
     }
 
     /// The switch that makes this store (and its clones) skip every sync.
@@ -300,7 +355,9 @@ impl<B: LogBackend> LogStore<B> {
         if self.skip_syncs.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
-        self.backend.sync()
+        self.backend.sync()?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The backend, shared: for metadata of the node's own kept beside the log's.
@@ -378,10 +435,14 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        encode(Format::Vote, vote)
-            .and_then(|bytes| self.backend.write_meta(VOTE, &bytes))
-            .and_then(|()| self.sync())
-            .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_vote(&e)))
+        let bytes = encode(Format::Vote, vote)
+            .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_vote(&e)))?;
+        self.off_runtime(move |store| {
+            store.backend.write_meta(VOTE, &bytes)?;
+            store.sync()
+        })
+        .await
+        .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_vote(&e)))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
@@ -419,20 +480,29 @@ impl<B: LogBackend> RaftLogStorage<TypeConfig> for LogStore<B> {
             .map(|e| Ok((e.log_id.index, encode(Format::LogEntry, &e)?)))
             .collect::<Result<Vec<_>, LogBackendError>>()
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))?;
-        // The entries are synced before the flush is reported, as openraft requires.
-        self.backend
-            .append(&encoded)
-            .and_then(|()| self.sync())
-            .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))?;
-        callback.log_io_completed(Ok(()));
+        // The entries are synced before the flush is reported, as openraft requires; a disk
+        // log reports from its I/O thread, and openraft waits for the report, not this call.
+        let store = self.clone();
+        let write = move || {
+            let written = store.backend.append(&encoded).and_then(|()| store.sync());
+            callback.log_io_completed(written.map_err(std::io::Error::other));
+        };
+        match &self.thread {
+            Some(thread) => thread
+                .run(write)
+                .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))?,
+            None => write(),
+        }
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.backend
-            .truncate_from(log_id.index)
-            .and_then(|()| self.sync())
-            .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))
+        self.off_runtime(move |store| {
+            store.backend.truncate_from(log_id.index)?;
+            store.sync()
+        })
+        .await
+        .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_logs(&e)))
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

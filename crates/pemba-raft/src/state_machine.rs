@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -32,7 +33,9 @@ use pemba_store::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::request::{Request, WriteOutcome, Written};
+use crate::request::{
+    EntryOutcomes, Proposal, Request, WriteOutcome, Written, FIRST_LOG_FORMAT, NEWEST_LOG_FORMAT,
+};
 use crate::{NodeId, TypeConfig};
 
 /// How long (in log time) a write request's outcome is remembered for de-duplication, at least.
@@ -43,6 +46,8 @@ pub const DEDUPLICATION_ENTRIES: u64 = 100_000;
 
 const APPLIED_KEY: &[u8] = b"raft/applied";
 const CLUSTER_ID_KEY: &[u8] = b"raft/cluster-id";
+/// The cluster's log format (4 bytes, big-endian), once raised from [`FIRST_LOG_FORMAT`].
+const LOG_FORMAT_KEY: &[u8] = b"raft/log-format";
 /// Request records, by request id.
 const REQUEST_PREFIX: &[u8] = b"raft/request-at/";
 
@@ -64,6 +69,20 @@ pub enum StateMachineError {
     /// it stores anything: this is a bug, and stops the node rather than the process).
     #[error("log entry {index} was applied without an outcome")]
     NoOutcome { index: u64 },
+    /// Stored state is not laid out as any Pemba build writes it.
+    #[error("state machine storage: {what} is corrupt: {detail}")]
+    Corrupt {
+        what: &'static str,
+        detail: &'static str,
+    },
+    /// The log (an entry, or a snapshot's state) is of a newer format than this build reads:
+    /// the node stops rather than misread it. Upgrade it to a build that reads `version`.
+    #[error("log entry {index} is of log format {version}, newer than this build reads ({newest}): upgrade this node")]
+    FormatTooNew {
+        index: u64,
+        version: u32,
+        newest: u32,
+    },
     /// A snapshot's image does not hold the state its metadata names.
     #[error("snapshot {snapshot_id} holds state up to {holds:?}, not {names:?}")]
     SnapshotMismatch {
@@ -120,6 +139,8 @@ struct RequestRecord {
 struct Applied {
     record: AppliedRecord,
     cluster_id: Option<String>,
+    /// The cluster's log format.
+    log_format: u32,
     requests: BTreeMap<String, WriteOutcome>,
     /// Request ids with the log position and time they were applied at, oldest first, for
     /// expiry.
@@ -128,17 +149,30 @@ struct Applied {
 
 impl Applied {
     fn from_sidecar(sidecar: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<Self, StateMachineError> {
-        let mut applied = Applied {
-            record: sidecar
-                .get(APPLIED_KEY)
-                .map(|bytes| decode(Format::AppliedRecord, bytes))
-                .transpose()?
-                .unwrap_or_default(),
-            cluster_id: sidecar
-                .get(CLUSTER_ID_KEY)
-                .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
-            ..Applied::default()
-        };
+        let mut applied =
+            Applied {
+                record: sidecar
+                    .get(APPLIED_KEY)
+                    .map(|bytes| decode(Format::AppliedRecord, bytes))
+                    .transpose()?
+                    .unwrap_or_default(),
+                cluster_id: sidecar
+                    .get(CLUSTER_ID_KEY)
+                    .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+                log_format: match sidecar.get(LOG_FORMAT_KEY) {
+                    None => FIRST_LOG_FORMAT,
+                    Some(bytes) => {
+                        let bytes: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
+                            StateMachineError::Corrupt {
+                                what: "the log format record",
+                                detail: "is not 4 bytes long",
+                            }
+                        })?;
+                        u32::from_be_bytes(bytes)
+                    }
+                },
+                ..Applied::default()
+            };
         let mut times = Vec::new();
         for (key, value) in sidecar.range(REQUEST_PREFIX.to_vec()..) {
             let Some(id) = key.strip_prefix(REQUEST_PREFIX) else {
@@ -177,6 +211,10 @@ struct Shared {
     /// The cluster's id once applied; readable without a lock (it never changes once set), so
     /// readers woken by a new head never wait on `applied`, which is held while heads publish.
     cluster_id: OnceLock<String>,
+    /// The cluster's log format as applied; readable without a lock.
+    log_format: AtomicU32,
+    /// The newest log format this replica reads.
+    newest_format: u32,
     current_snapshot: Mutex<Option<StoredSnapshot>>,
     counts: Mutex<SnapshotCounts>,
     digests: Mutex<DigestChecks>,
@@ -191,9 +229,26 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    /// A state machine over `datastore`, resuming from the state its sidecar recorded.
+    /// A state machine over `datastore`, resuming from the state its sidecar recorded, that
+    /// reads every log format this build knows.
     pub fn new(datastore: Arc<Datastore>) -> Result<Self, StateMachineError> {
+        Self::reading_formats_up_to(datastore, NEWEST_LOG_FORMAT)
+    }
+
+    /// A state machine that reads log formats up to `newest` only, as an older build would (for
+    /// upgrade tests): an entry raising the format beyond it stops the node.
+    pub fn reading_formats_up_to(
+        datastore: Arc<Datastore>,
+        newest: u32,
+    ) -> Result<Self, StateMachineError> {
         let applied = Applied::from_sidecar(&datastore.sidecar())?;
+        if applied.log_format > newest {
+            return Err(StateMachineError::FormatTooNew {
+                index: applied.record.last_applied.map_or(0, |l| l.index),
+                version: applied.log_format,
+                newest,
+            });
+        }
         let cluster_id = OnceLock::new();
         if let Some(id) = &applied.cluster_id {
             let _ = cluster_id.set(id.clone());
@@ -202,6 +257,8 @@ impl StateMachine {
             shared: Arc::new(Shared {
                 datastore,
                 cluster_id,
+                log_format: AtomicU32::new(applied.log_format),
+                newest_format: newest,
                 applied: Mutex::new(applied),
                 current_snapshot: Mutex::new(None),
                 counts: Mutex::new(SnapshotCounts::default()),
@@ -209,6 +266,16 @@ impl StateMachine {
                 divergence: OnceLock::new(),
             }),
         })
+    }
+
+    /// The cluster's log format, as applied here.
+    pub fn log_format(&self) -> u32 {
+        self.shared.log_format.load(Ordering::Acquire)
+    }
+
+    /// The newest log format this replica reads.
+    pub fn newest_format(&self) -> u32 {
+        self.shared.newest_format
     }
 
     /// The cluster's id, once the entry naming it is applied.
@@ -253,22 +320,17 @@ impl StateMachine {
         }
     }
 
-    /// Applies one entry durably; returns its outcome.
-    fn apply_entry(&self, entry: Entry<TypeConfig>) -> Result<WriteOutcome, StateMachineError> {
+    /// Applies one entry durably; returns the outcome of each of its writes.
+    fn apply_entry(&self, entry: Entry<TypeConfig>) -> Result<EntryOutcomes, StateMachineError> {
         let mut applied = self.shared.applied.lock();
         let index = entry.log_id.index;
         let mut record = AppliedRecord {
             last_applied: Some(entry.log_id),
             ..applied.record.clone()
         };
-        let done = Written {
-            revision: index,
-            count: 0,
-            partial: false,
-        };
         let mut sidecar = Vec::new();
-        let mut command: Option<(String, SystemTime, WriteCommand)> = None;
-        let mut remembered = None;
+        let mut writes = Vec::new();
+        let mut raised = None;
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Membership(membership) => {
@@ -287,99 +349,126 @@ impl StateMachine {
             EntryPayload::Normal(Request::Checkpoint { revision, digest }) => {
                 self.compare_digest(index, revision, digest);
             }
+            EntryPayload::Normal(Request::RaiseFormat { version }) => {
+                let newest = self.shared.newest_format;
+                if version > newest {
+                    return Err(StateMachineError::FormatTooNew {
+                        index,
+                        version,
+                        newest,
+                    });
+                }
+                if version > applied.log_format {
+                    sidecar.push(SidecarUpdate {
+                        key: LOG_FORMAT_KEY.to_vec(),
+                        value: Some(version.to_be_bytes().to_vec()),
+                    });
+                    raised = Some(version);
+                }
+            }
             EntryPayload::Normal(Request::Tick { timestamp }) => {
-                record.last_timestamp = Some(
-                    record
-                        .last_timestamp
-                        .map_or(timestamp, |t| t.max(timestamp)),
-                );
+                advance_clock(&mut record, timestamp);
             }
             EntryPayload::Normal(Request::Write {
                 request_id,
                 timestamp,
-                command: write,
+                command,
             }) => {
-                let timestamp = record
-                    .last_timestamp
-                    .map_or(timestamp, |t| t.max(timestamp));
-                record.last_timestamp = Some(timestamp);
-                match applied.requests.get(&request_id) {
-                    Some(outcome) => remembered = Some(outcome.clone()),
-                    None => command = Some((request_id, timestamp, *write)),
-                }
+                advance_clock(&mut record, timestamp);
+                writes.push(Proposal {
+                    request_id,
+                    command: *command,
+                });
+            }
+            EntryPayload::Normal(Request::Writes {
+                timestamp,
+                writes: proposed,
+            }) => {
+                advance_clock(&mut record, timestamp);
+                writes = proposed;
             }
         }
         let timestamp = record.last_timestamp.unwrap_or(SystemTime::UNIX_EPOCH);
-        // Forget requests that left the de-duplication window in both log time and position.
-        let cutoff = timestamp.checked_sub(DEDUPLICATION_WINDOW);
-        let mut expired = Vec::new();
-        while let Some((at, time, _)) = applied.request_times.front() {
-            let recent =
-                cutoff.is_none_or(|cutoff| *time >= cutoff) || at + DEDUPLICATION_ENTRIES > index;
-            if recent {
-                break;
-            }
-            let (_, _, id) = applied.request_times.pop_front().expect("front exists");
-            sidecar.push(SidecarUpdate {
-                key: request_key(&id),
-                value: None,
-            });
-            expired.push(id);
-        }
-        for id in &expired {
-            applied.requests.remove(id);
-        }
+        forget_expired_requests(&mut applied, index, timestamp, &mut sidecar);
         sidecar.push(SidecarUpdate {
             key: APPLIED_KEY.to_vec(),
             value: Some(encode(Format::AppliedRecord, &record)?),
         });
+        let outcomes = self.apply_writes(&mut applied, index, timestamp, writes, sidecar)?;
+        applied.record = record;
+        if let Some(version) = raised {
+            applied.log_format = version;
+            self.shared.log_format.store(version, Ordering::Release);
+        }
+        Ok(outcomes)
+    }
 
-        let datastore = &self.shared.datastore;
-        let outcome = match command {
-            None => {
-                datastore
-                    .apply_entry(index, timestamp, None, |_| Ok(sidecar))?
-                    .map_err(|source| StateMachineError::Unapplicable { index, source })?;
-                remembered.unwrap_or(Ok(done))
+    /// Applies an entry's `writes` at revision `index` with the entry's `sidecar` updates,
+    /// remembering each new request's outcome; a request already applied (in an earlier entry
+    /// or earlier in this one) is answered from its record instead.
+    fn apply_writes(
+        &self,
+        applied: &mut Applied,
+        index: u64,
+        timestamp: SystemTime,
+        writes: Vec<Proposal>,
+        mut sidecar: Vec<SidecarUpdate>,
+    ) -> Result<EntryOutcomes, StateMachineError> {
+        // For each write: its remembered outcome, or its place among the commands applied now.
+        let mut slots = Vec::with_capacity(writes.len());
+        let mut fresh: Vec<Proposal> = Vec::new();
+        for write in writes {
+            if let Some(outcome) = applied.requests.get(&write.request_id) {
+                slots.push(Slot::Remembered(outcome.clone()));
+            } else if let Some(at) = fresh.iter().position(|f| f.request_id == write.request_id) {
+                slots.push(Slot::Applied(at));
+            } else {
+                slots.push(Slot::Applied(fresh.len()));
+                fresh.push(write);
             }
-            Some((request_id, timestamp, write)) => {
-                let mut outcome = None;
-                let result = datastore.apply_entry(index, timestamp, Some(&write), |result| {
-                    let answer: WriteOutcome = match result {
-                        Ok(r) => Ok(Written {
-                            revision: r.revision,
-                            count: r.count,
-                            partial: r.partial,
-                        }),
-                        Err(e) => Err(WriteRefusal::from(e)),
-                    };
+        }
+        let commands: Vec<&WriteCommand> = fresh.iter().map(|f| &f.command).collect();
+        let mut answers = Vec::new();
+        let result = self
+            .shared
+            .datastore
+            .apply_entry(index, timestamp, &commands, |results| {
+                answers = results.iter().map(answer).collect();
+                for (write, outcome) in fresh.iter().zip(&answers) {
                     let remembered = RequestRecord {
                         timestamp,
                         index,
-                        outcome: answer.clone(),
+                        outcome: outcome.clone(),
                     };
                     sidecar.push(SidecarUpdate {
-                        key: request_key(&request_id),
+                        key: request_key(&write.request_id),
                         value: Some(encode(Format::RequestRecord, &remembered)?),
                     });
-                    outcome = Some(answer);
-                    Ok(sidecar)
-                })?;
-                if let Err(source @ WriteError::RevisionNotNewer { .. }) = result {
-                    return Err(StateMachineError::Unapplicable { index, source });
                 }
-                let Some(outcome) = outcome else {
-                    return Err(StateMachineError::NoOutcome { index });
-                };
-                applied
-                    .request_times
-                    .push_back((index, timestamp, request_id.clone()));
-                applied.requests.insert(request_id, outcome.clone());
-                outcome
-            }
-        };
-        applied.record = record;
-        Ok(outcome)
+                Ok(sidecar)
+            });
+        match result {
+            Ok(_) => {}
+            Err(WriteError::Persistence(e)) => return Err(e.into()),
+            Err(source) => return Err(StateMachineError::Unapplicable { index, source }),
+        }
+        if answers.len() != fresh.len() {
+            return Err(StateMachineError::NoOutcome { index });
+        }
+        for (write, outcome) in fresh.iter().zip(&answers) {
+            let id = write.request_id.clone();
+            applied
+                .request_times
+                .push_back((index, timestamp, id.clone()));
+            applied.requests.insert(id, outcome.clone());
+        }
+        Ok(slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Remembered(outcome) => outcome,
+                Slot::Applied(at) => answers[at].clone(),
+            })
+            .collect())
     }
 
     fn install_image(
@@ -389,6 +478,13 @@ impl StateMachine {
     ) -> Result<(), StateMachineError> {
         let image: Recovered = decode(Format::Snapshot, &data)?;
         let restored = Applied::from_sidecar(&image.sidecar)?;
+        if restored.log_format > self.shared.newest_format {
+            return Err(StateMachineError::FormatTooNew {
+                index: meta.last_log_id.map_or(0, |l| l.index),
+                version: restored.log_format,
+                newest: self.shared.newest_format,
+            });
+        }
         if restored.record.last_applied != meta.last_log_id {
             return Err(StateMachineError::SnapshotMismatch {
                 snapshot_id: meta.snapshot_id.clone(),
@@ -401,6 +497,9 @@ impl StateMachine {
         if let Some(id) = &restored.cluster_id {
             let _ = self.shared.cluster_id.set(id.clone());
         }
+        self.shared
+            .log_format
+            .store(restored.log_format, Ordering::Release);
         *applied = restored;
         *self.shared.current_snapshot.lock() = Some(StoredSnapshot {
             meta: meta.clone(),
@@ -455,6 +554,62 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     }
 }
 
+/// Where a write's outcome comes from when its entry is applied.
+enum Slot {
+    /// Its request was applied before: its recorded outcome.
+    Remembered(WriteOutcome),
+    /// The outcome of the entry's `n`th command applied now.
+    Applied(usize),
+}
+
+/// A datastore outcome as the log answers it.
+fn answer(result: &pemba_store::Outcome) -> WriteOutcome {
+    match result {
+        Ok(r) => Ok(Written {
+            revision: r.revision,
+            count: r.count,
+            partial: r.partial,
+        }),
+        Err(e) => Err(WriteRefusal::from(e)),
+    }
+}
+
+/// Moves the record's clock to `timestamp`, never backwards: write times never go back, even
+/// across leaders whose clocks disagree.
+fn advance_clock(record: &mut AppliedRecord, timestamp: SystemTime) {
+    record.last_timestamp = Some(
+        record
+            .last_timestamp
+            .map_or(timestamp, |t| t.max(timestamp)),
+    );
+}
+
+/// Forgets requests that left the de-duplication window in both log time and position, as of
+/// entry `index` at `timestamp`, and deletes their records.
+fn forget_expired_requests(
+    applied: &mut Applied,
+    index: u64,
+    timestamp: SystemTime,
+    sidecar: &mut Vec<SidecarUpdate>,
+) {
+    let cutoff = timestamp.checked_sub(DEDUPLICATION_WINDOW);
+    while let Some((at, time, _)) = applied.request_times.front() {
+        let recent =
+            cutoff.is_none_or(|cutoff| *time >= cutoff) || at + DEDUPLICATION_ENTRIES > index;
+        if recent {
+            break;
+        }
+        let Some((_, _, id)) = applied.request_times.pop_front() else {
+            break;
+        };
+        sidecar.push(SidecarUpdate {
+            key: request_key(&id),
+            value: None,
+        });
+        applied.requests.remove(&id);
+    }
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
@@ -468,7 +623,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         ))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<WriteOutcome>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryOutcomes>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LeaderId, LogId, Membership, Vote};
 use pemba_codec::{golden, Format};
-use pemba_raft::{NodeId, Request, TypeConfig};
+use pemba_raft::{NodeId, Proposal, Request, TypeConfig};
 use pemba_store::{
     AppliedWrite, Change, Precondition, Recovered, RelationshipFilter, SubjectFilter,
     UpdateOperation, Version, WriteCommand,
@@ -140,6 +140,26 @@ fn log_entries() {
         digest: pemba_store::StateDigest(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210),
     });
     check("entry_checkpoint", Format::LogEntry, &entry(47, checkpoint));
+    let writes = EntryPayload::Normal(Request::Writes {
+        timestamp: at(1_700_000_120),
+        writes: vec![
+            Proposal {
+                request_id: "node-2/8".into(),
+                command: WriteCommand::Import {
+                    relationships: vec![relationship("folder:f#parent@folder:root")],
+                },
+            },
+            Proposal {
+                request_id: "node-3/9".into(),
+                command: WriteCommand::Schema {
+                    text: "definition user {}\n".into(),
+                },
+            },
+        ],
+    });
+    check("entry_writes", Format::LogEntry, &entry(48, writes));
+    let raise = EntryPayload::Normal(Request::RaiseFormat { version: 2 });
+    check("entry_raise_format", Format::LogEntry, &entry(49, raise));
     let nodes: BTreeMap<NodeId, openraft::BasicNode> = [1, 2, 3, 4]
         .map(|id| (id, openraft::BasicNode::new(format!("10.0.0.{id}:50061"))))
         .into();

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use pemba_engine::RelationshipSnapshot;
-use pemba_raft::{Request, StateMachine, TypeConfig, WriteOutcome, Written};
+use pemba_raft::{Proposal, Request, StateMachine, TypeConfig, WriteOutcome, Written};
 use pemba_store::{Datastore, MemoryPersistence, RefusalKind, UpdateOperation, WriteCommand};
 use pemba_types::Relationship;
 
@@ -80,15 +80,20 @@ async fn a_retried_request_is_applied_once_even_after_a_snapshot() {
         ])
         .await
         .expect("applied");
-    assert_eq!(outcomes[0], written(1));
-    assert_eq!(outcomes[1], written(2));
-    assert_eq!(outcomes[2], written(3));
+    assert!(
+        outcomes[0].is_empty(),
+        "an entry without writes answers none"
+    );
+    assert_eq!(outcomes[1], [written(2)]);
+    assert_eq!(outcomes[2], [written(3)]);
     assert_eq!(
         outcomes[3],
-        written(3),
+        [written(3)],
         "the retry reports the first application"
     );
-    let refused = outcomes[4].clone().expect_err("a second create is refused");
+    let refused = outcomes[4][0]
+        .clone()
+        .expect_err("a second create is refused");
     assert_eq!(refused.kind, RefusalKind::AlreadyExists);
     assert_eq!(datastore.head(), 5);
     assert_eq!(
@@ -115,7 +120,7 @@ async fn a_retried_request_is_applied_once_even_after_a_snapshot() {
         )])
         .await
         .expect("applied");
-    assert_eq!(again, [written(3)]);
+    assert_eq!(again, [[written(3)]]);
     assert_eq!(replica.snapshot_counts().installed, 1);
 }
 
@@ -133,7 +138,7 @@ async fn request_records_expire_after_the_window_of_log_time_and_of_log_entries(
             write(2 + entries, "old", 10 + window + 2, schema()),
         ])
         .await
-        .map(|outcomes| assert_eq!(outcomes[2], written(2 + entries)))
+        .map(|outcomes| assert_eq!(outcomes[2], [written(2 + entries)]))
         .expect("applied");
 }
 
@@ -150,7 +155,7 @@ async fn a_retry_after_a_jump_of_the_log_time_is_still_applied_once() {
         ])
         .await
         .expect("applied");
-    assert_eq!(outcomes[2], written(1), "the retry was applied again");
+    assert_eq!(outcomes[2], [written(1)], "the retry was applied again");
 }
 
 fn tick(index: u64, seconds: u64) -> Entry<TypeConfig> {
@@ -258,4 +263,110 @@ async fn checkpoints_compare_the_leaders_digest_with_this_replicas() {
         (3, ours, before)
     );
     assert_eq!(machine.digest_checks().mismatched, 1);
+}
+
+fn proposal(request_id: &str, command: WriteCommand) -> Proposal {
+    Proposal {
+        request_id: request_id.into(),
+        command,
+    }
+}
+
+#[tokio::test]
+async fn grouped_writes_share_a_revision_and_each_has_its_own_outcome() {
+    let (mut machine, datastore) = new_machine();
+    let group = |index: u64, writes: Vec<Proposal>| {
+        entry(
+            index,
+            EntryPayload::Normal(Request::Writes {
+                timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(20),
+                writes,
+            }),
+        )
+    };
+    let outcomes = machine
+        .apply([
+            write(1, "s", 10, schema()),
+            group(
+                2,
+                vec![
+                    proposal("a", create("document:plan#viewer@user:tom")),
+                    // Planned after "a": the same create is refused, and changes nothing.
+                    proposal("b", create("document:plan#viewer@user:tom")),
+                    proposal("c", create("document:spec#viewer@user:tom")),
+                    // A retry of "a" queued in the same group: answered as "a" was.
+                    proposal("a", create("document:plan#viewer@user:tom")),
+                    // A retry of a request applied in an earlier entry.
+                    proposal("s", schema()),
+                ],
+            ),
+            // A retry of "b" in a later group: its remembered refusal, not a new attempt.
+            group(
+                3,
+                vec![proposal("b", create("document:plan#viewer@user:tom"))],
+            ),
+        ])
+        .await
+        .expect("applied");
+    let group_outcomes = &outcomes[1];
+    assert_eq!(group_outcomes.len(), 5);
+    assert_eq!(group_outcomes[0], written(2));
+    let refused = group_outcomes[1].clone().expect_err("a second create");
+    assert_eq!(refused.kind, RefusalKind::AlreadyExists);
+    assert_eq!(group_outcomes[2], written(2));
+    assert_eq!(group_outcomes[3], written(2));
+    assert_eq!(group_outcomes[4], written(1));
+    assert_eq!(outcomes[2], [Err(refused)]);
+    assert_eq!(datastore.head(), 3);
+    let snapshot = datastore.snapshot(2).expect("readable");
+    let tom = pemba_types::SubjectRef::parse("user:tom").expect("a subject");
+    assert_eq!(
+        snapshot.resources_of(&tom.object).expect("readable").len(),
+        2
+    );
+}
+
+fn raise(index: u64, version: u32) -> Entry<TypeConfig> {
+    entry(
+        index,
+        EntryPayload::Normal(Request::RaiseFormat { version }),
+    )
+}
+
+#[tokio::test]
+async fn a_replica_refuses_a_log_format_newer_than_it_reads() {
+    let reading_one = |datastore| StateMachine::reading_formats_up_to(datastore, 1);
+    let (mut current, datastore) = new_machine();
+    assert_eq!(current.log_format(), pemba_raft::FIRST_LOG_FORMAT);
+    current
+        .apply([raise(1, 2), raise(2, 1)])
+        .await
+        .expect("applied");
+    assert_eq!(current.log_format(), 2, "a format is never lowered");
+    let reopened = StateMachine::new(datastore.clone()).expect("reopens");
+    assert_eq!(reopened.log_format(), 2, "the format is durable");
+
+    // A build that reads format 1 only stops at the entry raising it to 2...
+    let old_store =
+        Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
+    let mut old = reading_one(old_store).expect("starts");
+    old.apply([raise(1, 1)]).await.expect("format 1 it reads");
+    let refused = old
+        .apply([raise(2, 2)])
+        .await
+        .expect_err("format 2 it does not");
+    assert!(
+        format!("{refused:?}").contains("newer than this build reads"),
+        "{refused:?}"
+    );
+    // ...refuses a snapshot of a format-2 cluster...
+    let snapshot = current.build_snapshot().await.expect("a snapshot");
+    let fresh =
+        Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
+    let mut old = reading_one(fresh).expect("starts");
+    old.install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .expect_err("the snapshot is of format 2");
+    // ...and does not start over a format-2 replica's state.
+    assert!(reading_one(datastore).is_err());
 }

@@ -15,7 +15,11 @@ impl StoreBuilder<TypeConfig, LogStore<MemoryLog>, StateMachine> for MemoryStore
         let datastore =
             Datastore::open(Box::new(MemoryPersistence::default())).expect("the test setup holds");
         let machine = StateMachine::new(Arc::new(datastore)).expect("the test setup holds");
-        Ok(((), LogStore::new(MemoryLog::default()), machine))
+        Ok((
+            (),
+            LogStore::new(MemoryLog::default()).expect("a memory log needs no thread"),
+            machine,
+        ))
     }
 }
 

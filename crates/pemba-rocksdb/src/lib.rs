@@ -388,6 +388,11 @@ impl LogBackend for RocksLog {
             .flush_wal(true)
             .map_err(|e| log_error("syncing the Raft log", e))
     }
+
+    /// A RocksDB log writes and fsyncs on disk: on the log's own thread.
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

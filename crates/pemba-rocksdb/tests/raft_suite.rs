@@ -20,7 +20,8 @@ impl StoreBuilder<TypeConfig, LogStore<RocksLog>, StateMachine, TempDir> for Roc
         let (persistence, log) = pemba_rocksdb::open(dir.path()).expect("RocksDB opens");
         let datastore = Datastore::open(Box::new(persistence)).expect("the datastore opens");
         let machine = StateMachine::new(Arc::new(datastore)).expect("the state machine starts");
-        Ok((dir, LogStore::new(log), machine))
+        let log = LogStore::new(log).expect("the log's thread starts");
+        Ok((dir, log, machine))
     }
 }
 

@@ -272,6 +272,7 @@ mod tests {
             max_staleness: Duration::from_secs(5),
             max_clock_offset: Duration::from_millis(500),
             digest_every: Duration::from_secs(1),
+            newest_log_format: pemba_raft::NEWEST_LOG_FORMAT,
         };
         let replica = Replica::start(
             config,

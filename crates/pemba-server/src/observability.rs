@@ -352,6 +352,30 @@ fn render_replica(out: &mut String, replica: &ReplicaStatus) {
             "1 once this node's state diverged from the leader's (it then serves nothing and is not ready).",
             u64::from(replica.diverged),
         ),
+        (
+            "pemba_log_format",
+            "gauge",
+            "The cluster's Raft log format as applied on this node (raised once every member reads a newer one).",
+            u64::from(replica.log_format),
+        ),
+        (
+            "pemba_log_fsyncs_total",
+            "counter",
+            "Syncs of this node's Raft log to disk since it started; writes grouped in one entry share one.",
+            replica.log_syncs,
+        ),
+        (
+            "pemba_raft_write_groups_total",
+            "counter",
+            "Log entries of client writes this node proposed as leader since it started (group commit).",
+            replica.write_groups,
+        ),
+        (
+            "pemba_raft_grouped_writes_total",
+            "counter",
+            "Client writes in those entries: divided by the groups, the writes that share one entry and one fsync.",
+            replica.grouped_writes,
+        ),
     ];
     for (name, kind, help, value) in single {
         let _ = writeln!(

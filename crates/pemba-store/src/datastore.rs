@@ -6,22 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
-use pemba_engine::{
-    validate_deletion, validate_relationship, ClosureCache, DirectRelationships, RelationshipError,
-    RelationshipSnapshot, SnapshotError,
-};
-use pemba_schema::{CompiledSchema, SchemaError};
+use pemba_engine::{ClosureCache, DirectRelationships, RelationshipSnapshot, SnapshotError};
+use pemba_schema::CompiledSchema;
 use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
 use thiserror::Error;
 use tokio::sync::watch;
 
+use crate::command::{WriteCommand, WriteError, WriteResult};
 use crate::digest::{Digests, StateDigest};
-use crate::filter::{Precondition, RelationshipFilter};
+use crate::filter::RelationshipFilter;
 use crate::index::{key_of, Change, ReadAt, RelationshipIndex, RelationshipKey, Version};
 use crate::persistence::{
     AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, SidecarUpdate,
 };
-use crate::schema_change::{check_schema_change, SchemaOrphan};
+use crate::plan::{plan, Plan, EMPTY_SCHEMA};
 
 /// A schema as written and as compiled.
 #[derive(Debug)]
@@ -33,111 +31,8 @@ pub struct SchemaVersion {
 /// The changes one write made, with its revision.
 pub type ChangeBatch = (Revision, Arc<Vec<Change>>);
 
-/// How a relationship update changes the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum UpdateOperation {
-    /// Insert; the whole write fails if the relationship exists.
-    Create,
-    /// Insert or replace.
-    Touch,
-    /// Remove if present.
-    Delete,
-}
-
-/// One write, applied atomically at one revision. Everything that depends on stored state
-/// (schema validation, preconditions, conflicts) is decided when it is applied, so applying the
-/// same command to the same state always has the same effect.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum WriteCommand {
-    Relationships {
-        updates: Vec<(UpdateOperation, Relationship)>,
-        preconditions: Vec<Precondition>,
-    },
-    DeleteByFilter {
-        filter: RelationshipFilter,
-        preconditions: Vec<Precondition>,
-        limit: Option<u64>,
-        allow_partial: bool,
-    },
-    /// Bulk import: every relationship is created; any that exists fails the whole import.
-    Import {
-        relationships: Vec<Relationship>,
-    },
-    Schema {
-        text: String,
-    },
-}
-
-/// What an applied write did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteResult {
-    pub revision: Revision,
-    /// Relationships removed (DeleteByFilter) or written (Import).
-    pub count: u64,
-    /// DeleteByFilter stopped at its limit with more left to delete.
-    pub partial: bool,
-}
-
-/// Why a write was refused. A refused write changes nothing.
-#[derive(Debug, Error)]
-pub enum WriteError {
-    #[error(transparent)]
-    InvalidRelationship(#[from] RelationshipError),
-    #[error("found more than one update with relationship `{0}` in this request; a relationship can only be specified in an update once per overall WriteRelationships request")]
-    DuplicateUpdate(String),
-    #[error("could not CREATE relationship `{0}`, as it already existed. If this is persistent, please switch to TOUCH operations or specify a precondition")]
-    AlreadyExists(String),
-    #[error("unable to satisfy write precondition: {}", describe_precondition(.0))]
-    PreconditionFailed(Box<Precondition>),
-    #[error(
-        "found more than {0} relationships to be deleted and partial deletion was not requested"
-    )]
-    TooManyToDelete(u64),
-    #[error(transparent)]
-    Schema(Box<SchemaError>),
-    /// The new schema would leave stored relationships without a definition, relation or type.
-    #[error(transparent)]
-    SchemaOrphans(SchemaOrphan),
-    #[error("revision {revision} is not newer than the datastore's head {head}")]
-    RevisionNotNewer { revision: Revision, head: Revision },
-    #[error(transparent)]
-    Persistence(#[from] PersistenceError),
-}
-
-fn describe_precondition(p: &Precondition) -> String {
-    let f = &p.filter;
-    let mut parts = Vec::new();
-    if let Some(t) = &f.resource_type {
-        parts.push(format!("resource_type={t}"));
-    }
-    if let Some(id) = &f.resource_id {
-        parts.push(format!("resource_id={id}"));
-    }
-    if let Some(prefix) = &f.resource_id_prefix {
-        parts.push(format!("resource_id_prefix={prefix}"));
-    }
-    if let Some(r) = &f.relation {
-        parts.push(format!("relation={r}"));
-    }
-    if let Some(s) = &f.subject {
-        parts.push(format!("subject_type={}", s.subject_type));
-        if let Some(id) = &s.subject_id {
-            parts.push(format!("subject_id={id}"));
-        }
-        if let Some(r) = &s.relation {
-            parts.push(format!(
-                "subject_relation={}",
-                r.as_deref().unwrap_or("...")
-            ));
-        }
-    }
-    let operation = if p.must_match {
-        "MUST_MATCH"
-    } else {
-        "MUST_NOT_MATCH"
-    };
-    format!("{operation} {{{}}}", parts.join(", "))
-}
+/// One command's outcome in an applied entry.
+pub type Outcome = Result<WriteResult, WriteError>;
 
 /// Why a read cannot be served at the revision asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -358,9 +253,6 @@ pub struct Datastore {
     corrupt: std::sync::atomic::AtomicBool,
 }
 
-static EMPTY_SCHEMA: std::sync::LazyLock<CompiledSchema> =
-    std::sync::LazyLock::new(|| CompiledSchema::new(Vec::new(), Vec::new(), false));
-
 impl Datastore {
     /// Opens a datastore over `persistence`, rebuilding memory from what it recovers.
     pub fn open(mut persistence: Box<dyn Persistence>) -> Result<Datastore, PersistenceError> {
@@ -507,22 +399,27 @@ impl Datastore {
         command: &WriteCommand,
     ) -> Result<WriteResult, WriteError> {
         let persistence = self.persistence.lock();
-        self.apply_locked(
+        let outcomes = self.apply_locked(
             persistence,
             revision,
             timestamp,
-            Some(command),
+            &[command],
             Origin::Direct,
             |_| Ok(Vec::new()),
-        )?
+        )?;
+        outcomes
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| unreachable!("the plan answers each command"))
     }
 
-    /// Advances the head to `revision` (newer than the head, or equal to it when there is no
-    /// command), applying `command` if there is one,
-    /// and stores the sidecar updates that `sidecar` derives from the outcome in the same atomic
-    /// step (if `sidecar` fails, nothing is written and its error is returned). The revision is
-    /// consumed even when the command is refused: the inner result is the command's outcome, the
-    /// outer one a storage failure (after which nothing changed).
+    /// Advances the head to `revision` (newer than the head, or equal to it when there are no
+    /// commands), applying `commands` in order, each planned against the effects of the ones
+    /// before it (see [`crate::plan`]), and stores the sidecar updates that `sidecar` derives
+    /// from their outcomes in the same atomic step. Returns each command's outcome, in order:
+    /// the revision is consumed even when commands are refused, and a refused command changes
+    /// nothing. The error is a storage failure (after which nothing changed; one of `sidecar`'s
+    /// is returned as it is) or a revision that is not newer than the head.
     ///
     /// For a replicated log's entries, which are durable in the log already: the step is
     /// stored with [`Durability::Deferred`] (a crash of the process loses nothing; a power loss
@@ -532,33 +429,30 @@ impl Datastore {
         &self,
         revision: Revision,
         timestamp: SystemTime,
-        command: Option<&WriteCommand>,
-        sidecar: impl FnOnce(
-            &Result<WriteResult, WriteError>,
-        ) -> Result<Vec<SidecarUpdate>, PersistenceError>,
-    ) -> Result<Result<WriteResult, WriteError>, PersistenceError> {
+        commands: &[&WriteCommand],
+        sidecar: impl FnOnce(&[Outcome]) -> Result<Vec<SidecarUpdate>, PersistenceError>,
+    ) -> Result<Vec<Outcome>, WriteError> {
         self.apply_locked(
             self.persistence.lock(),
             revision,
             timestamp,
-            command,
+            commands,
             Origin::LogEntry,
             sidecar,
         )
     }
 
-    /// [`Datastore::apply_entry`] with the writer lock already held.
+    /// [`Datastore::apply_entry`] with the writer lock already held; a [`Origin::Direct`]
+    /// write that is refused returns its refusal as the error and changes nothing.
     fn apply_locked(
         &self,
         mut persistence: MutexGuard<'_, Box<dyn Persistence>>,
         revision: Revision,
         timestamp: SystemTime,
-        command: Option<&WriteCommand>,
+        commands: &[&WriteCommand],
         origin: Origin,
-        sidecar: impl FnOnce(
-            &Result<WriteResult, WriteError>,
-        ) -> Result<Vec<SidecarUpdate>, PersistenceError>,
-    ) -> Result<Result<WriteResult, WriteError>, PersistenceError> {
+        sidecar: impl FnOnce(&[Outcome]) -> Result<Vec<SidecarUpdate>, PersistenceError>,
+    ) -> Result<Vec<Outcome>, WriteError> {
         let (planned, versions, timestamp, advances_clock) = {
             let state = self.state.read();
             let head_time = state.time_at(state.head);
@@ -566,49 +460,54 @@ impl Datastore {
             let timestamp = timestamp.max(head_time);
             // An entry carrying no write may repeat the head revision: a replication log's first
             // entry has index 0, the revision of an empty datastore.
-            let repeats_head = revision == state.head && command.is_none();
+            let repeats_head = revision == state.head && commands.is_empty();
             if revision <= state.head && !repeats_head {
-                return Ok(Err(WriteError::RevisionNotNewer {
+                return Err(WriteError::RevisionNotNewer {
                     revision,
                     head: state.head,
-                }));
+                });
             }
-            let (planned, versions) = match command.map(|c| plan(&state, c, timestamp)) {
-                Some(Ok(plan)) => {
-                    let versions = state.index.updated_versions(revision, &plan.changes);
-                    (Some(Ok(plan)), versions)
-                }
-                other => (other, Vec::new()),
+            let head = ReadAt {
+                revision: state.head,
+                time: timestamp,
             };
+            let planned = plan(&state.index, head, state.schema_at(state.head), commands);
+            let versions = state.index.updated_versions(revision, &planned.changes);
             (planned, versions, timestamp, advances_clock)
         };
-        let (plan, refused) = match planned {
-            Some(Ok(plan)) => (Some(plan), None),
-            Some(Err(refused)) if origin == Origin::Direct => return Ok(Err(refused)),
-            Some(Err(refused)) => (None, Some(refused)),
-            None => (None, None),
-        };
-        let outcome = match refused {
-            Some(refusal) => Err(refusal),
-            None => Ok(WriteResult {
-                revision,
-                count: plan.as_ref().map_or(0, |p| p.count),
-                partial: plan.as_ref().is_some_and(|p| p.partial),
-            }),
-        };
-        let sidecar = sidecar(&outcome)?;
-        let (schema, changes) = match plan {
-            Some(plan) => (plan.schema, Some(plan.changes)),
-            None => (None, None),
-        };
+        let Plan {
+            mut outcomes,
+            changes,
+            schema,
+        } = planned;
+        if origin == Origin::Direct {
+            if let Some(refused) = outcomes.iter().position(Result::is_err) {
+                // The refusal, as this function's error: nothing is stored.
+                return outcomes.swap_remove(refused).map(|_| Vec::new());
+            }
+        }
+        let outcomes: Vec<Outcome> = outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.map(|effect| WriteResult {
+                    revision,
+                    count: effect.count,
+                    partial: effect.partial,
+                })
+            })
+            .collect();
+        let sidecar = sidecar(&outcomes)?;
+        // A revision where some command took effect is a write (for Watch), even one that
+        // changed nothing but the schema.
+        let is_write = outcomes.iter().any(Result::is_ok);
         // Durable before visible: readers keep reading the old head meanwhile.
         let write = AppliedWrite {
             revision,
             timestamp,
             schema: schema.as_ref().map(|s| s.text.clone()),
-            is_write: changes.is_some(),
+            is_write,
             advances_clock,
-            changes: changes.unwrap_or_default(),
+            changes,
             versions,
             sidecar,
         };
@@ -649,7 +548,7 @@ impl Datastore {
             let changes = changes_of(&self.state.read(), revision);
             observer(revision, time, &changes);
         }
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// The digest of `revision`, if it is one of the newest [`crate::REMEMBERED_DIGESTS`] revisions
@@ -743,151 +642,6 @@ impl Origin {
         match self {
             Origin::Direct => Durability::Synced,
             Origin::LogEntry => Durability::Deferred,
-        }
-    }
-}
-
-/// The effect a command will have, decided against the head state.
-struct Plan {
-    changes: Vec<Change>,
-    schema: Option<Arc<SchemaVersion>>,
-    count: u64,
-    partial: bool,
-}
-
-/// Plans `command` as the next revision, whose time is `now`: relationships expired at `now`
-/// count as absent (to preconditions, CREATE, DELETE and schema changes alike).
-fn plan(state: &State, command: &WriteCommand, now: SystemTime) -> Result<Plan, WriteError> {
-    let head = ReadAt {
-        revision: state.head,
-        time: now,
-    };
-    let current = state.schema_at(state.head);
-    let schema = current
-        .as_ref()
-        .map(|s| &s.compiled)
-        .unwrap_or(&EMPTY_SCHEMA);
-    let exists = |filter: &RelationshipFilter| !state.index.query(filter, head, None, 1).is_empty();
-    let check_preconditions = |preconditions: &[Precondition]| -> Result<(), WriteError> {
-        for p in preconditions {
-            if exists(&p.filter) != p.must_match {
-                return Err(WriteError::PreconditionFailed(Box::new(p.clone())));
-            }
-        }
-        Ok(())
-    };
-    let plain = |changes| Plan {
-        changes,
-        schema: None,
-        count: 0,
-        partial: false,
-    };
-    match command {
-        WriteCommand::Relationships {
-            updates,
-            preconditions,
-        } => {
-            let mut seen = BTreeSet::new();
-            for (_, r) in updates {
-                if !seen.insert(key_of(r)) {
-                    return Err(WriteError::DuplicateUpdate(r.to_string()));
-                }
-            }
-            for (operation, r) in updates {
-                match operation {
-                    UpdateOperation::Delete => validate_deletion(schema, r)?,
-                    _ => validate_relationship(schema, r)?,
-                }
-            }
-            check_preconditions(preconditions)?;
-            let mut changes = Vec::new();
-            for (operation, r) in updates {
-                let live = state.index.visible(&key_of(r), head);
-                match operation {
-                    UpdateOperation::Create if live.is_some() => {
-                        return Err(WriteError::AlreadyExists(r.to_string()))
-                    }
-                    // Touching a relationship exactly as it is stored changes nothing, so watchers
-                    // are not told of it (as in SpiceDB).
-                    UpdateOperation::Touch if live.is_some_and(|l| **l == *r) => {}
-                    UpdateOperation::Create | UpdateOperation::Touch => {
-                        changes.push(Change::Touch(Arc::new(r.clone())))
-                    }
-                    UpdateOperation::Delete => changes.extend(live.cloned().map(Change::Delete)),
-                }
-            }
-            Ok(plain(changes))
-        }
-        WriteCommand::DeleteByFilter {
-            filter,
-            preconditions,
-            limit,
-            allow_partial,
-        } => {
-            check_preconditions(preconditions)?;
-            let take = limit
-                .map(|l| usize::try_from(l).unwrap_or(usize::MAX).saturating_add(1))
-                .unwrap_or(usize::MAX);
-            let mut matching = state.index.query(filter, head, None, take);
-            let mut partial = false;
-            if let Some(limit) = *limit {
-                if matching.len() as u64 > limit {
-                    if !allow_partial {
-                        return Err(WriteError::TooManyToDelete(limit));
-                    }
-                    matching.truncate(limit as usize);
-                    partial = true;
-                }
-            }
-            let count = matching.len() as u64;
-            Ok(Plan {
-                changes: matching
-                    .into_iter()
-                    .map(|r| Change::Delete(Arc::new(r)))
-                    .collect(),
-                schema: None,
-                count,
-                partial,
-            })
-        }
-        WriteCommand::Import { relationships } => {
-            let mut seen = BTreeSet::new();
-            for r in relationships {
-                if !seen.insert(key_of(r)) {
-                    return Err(WriteError::DuplicateUpdate(r.to_string()));
-                }
-                validate_relationship(schema, r)?;
-                if state.index.visible(&key_of(r), head).is_some() {
-                    return Err(WriteError::AlreadyExists(r.to_string()));
-                }
-            }
-            let count = relationships.len() as u64;
-            Ok(Plan {
-                changes: relationships
-                    .iter()
-                    .map(|r| Change::Touch(Arc::new(r.clone())))
-                    .collect(),
-                schema: None,
-                count,
-                partial: false,
-            })
-        }
-        WriteCommand::Schema { text } => {
-            let compiled = pemba_schema::compile("schema", text)
-                .map_err(|e| WriteError::Schema(Box::new(e)))?;
-            let find = |resource_type: Option<&str>, predicate: &dyn Fn(&Relationship) -> bool| {
-                state.index.find(resource_type, head, predicate)
-            };
-            check_schema_change(schema, &compiled, &find).map_err(WriteError::SchemaOrphans)?;
-            Ok(Plan {
-                changes: Vec::new(),
-                schema: Some(Arc::new(SchemaVersion {
-                    text: text.clone(),
-                    compiled,
-                })),
-                count: 0,
-                partial: false,
-            })
         }
     }
 }

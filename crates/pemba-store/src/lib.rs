@@ -5,6 +5,7 @@
 //! and readers never see a write that could be lost. Reads take a [`Snapshot`] at a revision and
 //! see exactly the state after that revision, however many writes follow.
 
+mod command;
 mod datastore;
 mod digest;
 #[cfg(feature = "fault-injection")]
@@ -13,13 +14,12 @@ mod filter;
 mod index;
 mod packed;
 mod persistence;
+mod plan;
 mod refusal;
 mod schema_change;
 
-pub use datastore::{
-    Datastore, ReadError, SchemaVersion, Snapshot, SnapshotRead, UpdateOperation, WriteCommand,
-    WriteError, WriteResult,
-};
+pub use command::{UpdateOperation, WriteCommand, WriteError, WriteResult};
+pub use datastore::{Datastore, Outcome, ReadError, SchemaVersion, Snapshot, SnapshotRead};
 pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
 pub use index::{key_of, Change, RelationshipKey, Version};

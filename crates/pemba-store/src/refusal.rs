@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::datastore::WriteError;
+use crate::command::WriteError;
 use pemba_engine::RelationshipError;
 
 /// What kind of refusal a write met. The API layer maps each kind to one gRPC status.

@@ -408,26 +408,19 @@ fn replicated_entries_consume_their_revision_and_keep_the_sidecar() {
         preconditions: Vec::new(),
     };
     let refused = store
-        .apply_entry(2, at(2), Some(&create_twice), |outcome| {
-            assert!(outcome.is_err());
+        .apply_entry(2, at(2), &[&create_twice], |outcomes| {
+            assert!(outcomes[0].is_err());
             Ok(note("2"))
         })
         .unwrap();
-    assert!(matches!(refused, Err(WriteError::DuplicateUpdate(_))));
+    assert!(matches!(refused[..], [Err(WriteError::DuplicateUpdate(_))]));
     assert_eq!(store.head(), 2);
     // An entry without a write only moves the head.
+    store.apply_entry(3, at(3), &[], |_| Ok(note("3"))).unwrap();
     store
-        .apply_entry(3, at(3), None, |_| Ok(note("3")))
-        .unwrap()
-        .unwrap();
-    store
-        .apply_entry(
-            4,
-            at(4),
-            Some(&touch(&["document:a#viewer@user:tom"])),
-            |_| Ok(note("4")),
-        )
-        .unwrap()
+        .apply_entry(4, at(4), &[&touch(&["document:a#viewer@user:tom"])], |_| {
+            Ok(note("4"))
+        })
         .unwrap();
     assert_eq!(store.head(), 4);
     assert_eq!(viewers(&store, 4), ["document:a#viewer@user:tom"]);
@@ -451,18 +444,12 @@ fn an_exported_image_installs_as_an_identical_datastore() {
         .apply(2, at(2), &touch(&["document:a#viewer@user:tom"]))
         .unwrap();
     store
-        .apply_entry(
-            3,
-            at(3),
-            Some(&touch(&["document:b#viewer@user:sam"])),
-            |_| {
-                Ok(vec![SidecarUpdate {
-                    key: b"k".to_vec(),
-                    value: Some(b"v".to_vec()),
-                }])
-            },
-        )
-        .unwrap()
+        .apply_entry(3, at(3), &[&touch(&["document:b#viewer@user:sam"])], |_| {
+            Ok(vec![SidecarUpdate {
+                key: b"k".to_vec(),
+                value: Some(b"v".to_vec()),
+            }])
+        })
         .unwrap();
     let image = store.export();
 
@@ -499,8 +486,7 @@ fn open_expiring() -> (Datastore, MemoryPersistence) {
 /// An entry that carries no write, only its time (a replication log's tick).
 fn tick(store: &Datastore, revision: u64, seconds: u64) {
     store
-        .apply_entry(revision, at(seconds), None, |_| Ok(Vec::new()))
-        .expect("the test setup holds")
+        .apply_entry(revision, at(seconds), &[], |_| Ok(Vec::new()))
         .expect("the test setup holds");
 }
 

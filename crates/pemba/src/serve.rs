@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// stops serving (`pemba_raft_digest_mismatches_total` counts the differences).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "PEMBA_DIGEST_INTERVAL")]
     digest_interval: Duration,
+    /// For upgrade tests: the newest Raft log format this node reads, as an older build would
+    /// (the cluster keeps writing a format every member reads).
+    #[arg(long, hide = true, default_value_t = pemba_cluster::NEWEST_LOG_FORMAT)]
+    newest_log_format: u32,
     /// How stale a read without a ZedToken (minimize_latency, or no consistency) may be: it is
     /// answered at a revision that includes every write the cluster committed this long before
     /// the read arrived, or fails with UNAVAILABLE (a node cut off from its cluster stops
@@ -247,6 +251,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_staleness: args.max_staleness,
         max_clock_offset: args.max_clock_offset,
         digest_every: args.digest_interval,
+        newest_log_format: args.newest_log_format,
     };
     let replica = Replica::start(
         config,

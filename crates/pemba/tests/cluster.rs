@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,122 +14,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
-use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
-use pemba_proto::pemba::cluster::v1 as cluster;
-use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
-use support::{authorized, free_port, metric, stored_documents, viewer, Server};
+use support::cluster_node::{agreed_leader, touch, Node, SECRET};
+use support::{authorized, free_port, metric, stored_documents, viewer};
 use tonic::transport::Channel;
-
-const SECRET: &str = "cluster-test-secret";
-
-/// One node's addresses and data, and its process while it runs.
-struct Node {
-    id: u64,
-    dir: PathBuf,
-    grpc_port: u16,
-    cluster_addr: String,
-    metrics_addr: String,
-    members: String,
-    server: Option<Server>,
-}
-
-impl Node {
-    fn new(root: &Path, id: u64, cluster_addr: &str, members: &str) -> Node {
-        Node {
-            id,
-            dir: root.join(format!("node-{id}")),
-            grpc_port: free_port(),
-            cluster_addr: cluster_addr.to_string(),
-            metrics_addr: format!("127.0.0.1:{}", free_port()),
-            members: members.to_string(),
-            server: None,
-        }
-    }
-
-    fn start(&mut self) {
-        let args = [
-            "--node-id",
-            &self.id.to_string(),
-            "--cluster-addr",
-            &self.cluster_addr,
-            "--initial-members",
-            &self.members,
-            "--cluster-secret",
-            SECRET,
-            "--snapshot-every",
-            "40",
-        ]
-        .map(String::from);
-        self.server = Some(Server::start_with_args(
-            &self.dir,
-            &self.metrics_addr,
-            self.grpc_port,
-            &args,
-        ));
-    }
-
-    fn kill(&mut self) {
-        self.server.take().expect("running").kill();
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
-    }
-
-    async fn permissions(&self) -> PermissionsServiceClient<Channel> {
-        PermissionsServiceClient::connect(self.url())
-            .await
-            .expect("connects")
-    }
-
-    /// The node's view of the cluster, if it answers within a second.
-    async fn status(&self) -> Option<cluster::StatusResponse> {
-        let channel = Channel::from_shared(format!("http://{}", self.cluster_addr))
-            .ok()?
-            .connect_timeout(Duration::from_secs(1))
-            .connect()
-            .await
-            .ok()?;
-        let mut request = tonic::Request::new(cluster::StatusRequest {});
-        let header = format!("Bearer {SECRET}").parse().ok()?;
-        request.metadata_mut().insert("authorization", header);
-        request.set_timeout(Duration::from_secs(1));
-        let status = ClusterClient::new(channel).status(request).await.ok()?;
-        Some(status.into_inner())
-    }
-}
-
-/// Waits until every node in `nodes` names the same leader, which is one of `among`.
-async fn agreed_leader(nodes: &[&Node], among: &[u64], within: Duration) -> u64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut leaders = BTreeSet::new();
-        for node in nodes {
-            match node.status().await {
-                Some(s) if !s.cluster_id.is_empty() => leaders.insert(s.leader_id),
-                _ => leaders.insert(0),
-            };
-        }
-        if let [leader] = leaders.into_iter().collect::<Vec<_>>()[..] {
-            if among.contains(&leader) {
-                return leader;
-            }
-        }
-        if Instant::now() >= deadline {
-            let mut views = Vec::new();
-            for node in nodes {
-                views.push(format!(
-                    "node {}: {:?}\n{}",
-                    node.id,
-                    node.status().await,
-                    node.server.as_ref().map(|s| s.log()).unwrap_or_default()
-                ));
-            }
-            panic!("no agreed leader within {within:?}:\n{}", views.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn consistency(requirement: api::consistency::Requirement) -> Option<api::Consistency> {
     Some(api::Consistency {
@@ -140,23 +26,6 @@ fn consistency(requirement: api::consistency::Requirement) -> Option<api::Consis
 
 fn at_least_as_fresh(token: &api::ZedToken) -> Option<api::Consistency> {
     consistency(api::consistency::Requirement::AtLeastAsFresh(token.clone()))
-}
-
-async fn touch(
-    client: &mut PermissionsServiceClient<Channel>,
-    document: &str,
-    user: &str,
-) -> Result<api::ZedToken, tonic::Status> {
-    let mut request = authorized(api::WriteRelationshipsRequest {
-        updates: vec![api::RelationshipUpdate {
-            operation: api::relationship_update::Operation::Touch as i32,
-            relationship: Some(viewer(document, user)),
-        }],
-        ..Default::default()
-    });
-    request.set_timeout(Duration::from_secs(15));
-    let response = client.write_relationships(request).await?.into_inner();
-    Ok(response.written_at.expect("a token"))
 }
 
 async fn can_view(
@@ -239,14 +108,8 @@ async fn a_three_node_cluster_survives_its_leader_and_grows() {
     let (first, second) = (followers[0], followers[1]);
 
     // A write through one follower is seen, with its token, on the other.
-    let mut schema = SchemaServiceClient::connect(nodes[first].url())
-        .await
-        .expect("connects");
-    schema
-        .write_schema(authorized(api::WriteSchemaRequest {
-            schema: "definition user {}\ndefinition document {\n    relation viewer: user\n}"
-                .into(),
-        }))
+    nodes[first]
+        .write_viewer_schema()
         .await
         .expect("the schema is written through a follower");
     let mut writer = nodes[first].permissions().await;

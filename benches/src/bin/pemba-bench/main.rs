@@ -10,6 +10,7 @@ mod openfga;
 mod process;
 mod render;
 mod report;
+mod scrape;
 mod systems;
 mod target;
 mod workload;

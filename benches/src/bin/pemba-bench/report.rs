@@ -10,6 +10,7 @@ use pemba_benches::{document_sharing, Dataset, DOCUMENT_SHARING_SCHEMA};
 
 use crate::process::{busy_time, free_port, Server};
 use crate::render::{render, Measuring, Row};
+use crate::scrape::group_commit_note;
 use crate::systems::{pemba_cluster, Running, Setup, System, KEY};
 use crate::target::Target;
 use crate::workload::{self, Load, Shape, Workload};
@@ -387,7 +388,9 @@ pub async fn report(options: &ReportOptions, setup: &Setup) -> anyhow::Result<(S
         }
     }
     if options.cluster {
-        rows.push(cluster_writes(options, setup).await?);
+        let (row, note) = cluster_writes(options, setup).await?;
+        rows.push(row);
+        notes.push(note);
     }
     rows.push(noop_ceiling(&dataset, options, setup).await?);
     for row in rows.iter().filter(|r| r.measured.errors > 0) {
@@ -402,8 +405,9 @@ pub async fn report(options: &ReportOptions, setup: &Setup) -> anyhow::Result<(S
     Ok((render(&rows, &notes, options, setup), verdict(&rows, agree)))
 }
 
-/// Writes through the leader of a three-node Pemba cluster.
-async fn cluster_writes(options: &ReportOptions, setup: &Setup) -> anyhow::Result<Row> {
+/// Writes through the leader of a three-node Pemba cluster; and a note on how they shared log
+/// entries and fsyncs.
+async fn cluster_writes(options: &ReportOptions, setup: &Setup) -> anyhow::Result<(Row, String)> {
     eprintln!("Pemba, three nodes, writes");
     let running = pemba_cluster(setup, DOCUMENT_SHARING_SCHEMA).await?;
     let step = Step {
@@ -415,7 +419,14 @@ async fn cluster_writes(options: &ReportOptions, setup: &Setup) -> anyhow::Resul
         documents: 1000,
         users: 1000,
     };
-    Ok(measure(Measuring::PembaCluster, &running, &step, shape, setup).await)
+    let row = measure(Measuring::PembaCluster, &running, &step, shape, setup).await;
+    let label = Measuring::PembaCluster.label();
+    let note = match group_commit_note(label, &running.metrics).await {
+        Ok(note) => note,
+        Err(e) => format!("{label}: its metrics could not be read: {e:#}."),
+    };
+    eprintln!("  {note}");
+    Ok((row, note))
 }
 
 /// Checks against a service that answers without looking anything up: what the load
@@ -434,6 +445,7 @@ async fn noop_ceiling(
     let running = Running {
         target: Target::grpc(&server.url(), KEY).await?,
         servers: vec![server],
+        metrics: Vec::new(),
     };
     let step = Step {
         label: "check".into(),

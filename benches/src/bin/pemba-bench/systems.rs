@@ -69,7 +69,7 @@ impl System {
             System::Pemba => {
                 let dir = setup.scratch.join("pemba");
                 std::fs::create_dir_all(&dir)?;
-                (setup.pemba.clone(), pemba_args(port, &dir, &[]))
+                (setup.pemba.clone(), pemba_args(port, &dir, None, &[]))
             }
             System::SpiceDbMemory => (binary(&setup.spicedb)?, spicedb_args(port, None)),
             System::SpiceDbPostgres => {
@@ -109,6 +109,7 @@ impl System {
         Ok(Running {
             servers: vec![server],
             target,
+            metrics: Vec::new(),
         })
     }
 }
@@ -117,6 +118,8 @@ impl System {
 pub struct Running {
     pub servers: Vec<Server>,
     pub target: Target,
+    /// The `host:port` of each server's Prometheus metrics, where it serves them.
+    pub metrics: Vec<String>,
 }
 
 impl Running {
@@ -158,8 +161,10 @@ fn run_to_end(program: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `pemba serve` on `port` with its data in `dir`, plus `extra` flags.
-pub fn pemba_args(port: u16, dir: &Path, extra: &[String]) -> Vec<String> {
+/// `pemba serve` on `port` with its data in `dir`, its metrics at `metrics` (or none), plus
+/// `extra` flags.
+pub fn pemba_args(port: u16, dir: &Path, metrics: Option<u16>, extra: &[String]) -> Vec<String> {
+    let metrics = metrics.map_or("off".to_string(), |port| format!("127.0.0.1:{port}"));
     let mut args: Vec<String> = [
         "serve",
         "--grpc-preshared-key",
@@ -167,7 +172,7 @@ pub fn pemba_args(port: u16, dir: &Path, extra: &[String]) -> Vec<String> {
         "--grpc-addr",
         &format!("127.0.0.1:{port}"),
         "--metrics-addr",
-        "off",
+        &metrics,
         "--data-dir",
     ]
     .map(String::from)
@@ -253,6 +258,7 @@ pub async fn pemba_cluster(setup: &Setup, schema: &str) -> anyhow::Result<Runnin
         .collect::<Vec<_>>()
         .join(",");
     let mut servers = Vec::new();
+    let mut metrics = Vec::new();
     for (i, cluster_port) in cluster_ports.iter().enumerate() {
         let extra = [
             "--node-id".to_string(),
@@ -268,7 +274,9 @@ pub async fn pemba_cluster(setup: &Setup, schema: &str) -> anyhow::Result<Runnin
         let dir = setup.scratch.join(format!("cluster-{}", i + 1));
         std::fs::create_dir_all(&dir)?;
         let log = setup.scratch.join(format!("cluster-{}.log", i + 1));
-        let args = pemba_args(port, &dir, &extra);
+        let metrics_port = free_port()?;
+        metrics.push(format!("127.0.0.1:{metrics_port}"));
+        let args = pemba_args(port, &dir, Some(metrics_port), &extra);
         servers.push(Server::start(
             &setup.pemba,
             &args,
@@ -285,5 +293,9 @@ pub async fn pemba_cluster(setup: &Setup, schema: &str) -> anyhow::Result<Runnin
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Ok(Running { servers, target })
+    Ok(Running {
+        servers,
+        target,
+        metrics,
+    })
 }

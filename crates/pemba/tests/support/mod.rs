@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod cluster_node;
 pub mod netns;
 pub mod relay;
 
