@@ -4,7 +4,8 @@
 //! and its time. From it a model replays the relationships at each revision and evaluates `view`
 //! by hand (the schema is small enough to say it directly: a direct viewer, or a member of a
 //! viewer group, where a relationship counts unless it expired before the revision's time),
-//! independently of the engine under test.
+//! independently of the engine under test. The guarantees checked are listed, one function
+//! each, in [`INVARIANTS`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -150,19 +151,73 @@ impl Committed {
     }
 }
 
+/// What every invariant is checked against: the recorded history of the clients' operations
+/// and what the replicas committed.
+struct Evidence<'a> {
+    events: &'a [Event],
+    /// Every revision some node applied, with its changes, in order.
+    history: Vec<(Revision, Vec<Change>)>,
+    /// The newest revision any replica applied.
+    head: Revision,
+    /// The relationships at each revision, replayed from `history`.
+    model: Model,
+}
+
+/// An invariant: every violation of it, described.
+type Invariant = fn(&Evidence) -> Vec<String>;
+
+/// The guarantees every run is held to, one function each (the committed history itself is
+/// checked as it is gathered: every node that applied a revision applied the same changes, and
+/// the log's time never goes back).
+const INVARIANTS: &[(&str, Invariant)] = &[
+    (
+        "acknowledged writes took effect, under their preconditions; no phantom change",
+        writes_took_effect,
+    ),
+    (
+        "checks are evaluated at the revision their consistency demands, and answered right",
+        checks_are_right,
+    ),
+    (
+        "watch streams are ordered, gapless and exactly the committed changes",
+        watch_is_exact,
+    ),
+    ("refused writes left no trace", refused_writes_left_no_trace),
+    (
+        "reads see what completed before them",
+        reads_see_what_completed_before_them,
+    ),
+    (
+        "the log's time follows real time",
+        log_time_follows_real_time,
+    ),
+    ("a node's reads never go back in time", reads_never_go_back),
+];
+
 /// Every violation of the history's guarantees, described.
 pub fn check(events: &[Event], observed: &[(usize, Observed)]) -> Vec<String> {
     let mut violations = Vec::new();
     let committed = Committed::gather(observed, &mut violations);
     let history = committed.history();
-    let head = committed.head();
-    let authority_times = committed.times();
+    let evidence = Evidence {
+        events,
+        head: committed.head(),
+        model: Model::replay(&history, committed.times()),
+        history,
+    };
+    for (_, invariant) in INVARIANTS {
+        violations.extend(invariant(&evidence));
+    }
+    violations
+}
 
-    let model = Model::replay(&history, authority_times);
+/// No acknowledged write lost; preconditions held where the write was applied; no change that
+/// no client asked for; no write applied twice.
+fn writes_took_effect(evidence: &Evidence) -> Vec<String> {
+    let (events, model) = (evidence.events, &evidence.model);
+    let history = &evidence.history;
     let revisions: BTreeSet<Revision> = history.iter().map(|(r, _)| *r).collect();
-
-    // No acknowledged write lost; preconditions held where the write was applied; no change that
-    // no client asked for; no write applied twice.
+    let mut violations = Vec::new();
     let mut attempted: BTreeSet<(Update, String)> = BTreeSet::new();
     for event in events {
         if let Event::Write {
@@ -202,7 +257,7 @@ pub fn check(events: &[Event], observed: &[(usize, Observed)]) -> Vec<String> {
                     };
                 let overwritten = || {
                     group_mates(events, event, *revision, relationship)
-                        .any(|mate| left_its_mark(&model, *revision, mate))
+                        .any(|mate| left_its_mark(model, *revision, mate))
                 };
                 if !applied && !overwritten() {
                     violations.push(format!("acknowledged write lost: {event}"));
@@ -224,7 +279,7 @@ pub fn check(events: &[Event], observed: &[(usize, Observed)]) -> Vec<String> {
             }
         }
     }
-    for (revision, changes) in &history {
+    for (revision, changes) in history {
         for change in changes {
             let wanted = match change {
                 Change::Touch(r) => (Update::Touch, r.to_string()),
@@ -238,7 +293,15 @@ pub fn check(events: &[Event], observed: &[(usize, Observed)]) -> Vec<String> {
         }
     }
 
-    // Checks: at the revision their consistency demands, and right there.
+    violations
+}
+
+/// Checks are evaluated at the revision their consistency demands, and answered as the model
+/// says at that revision.
+fn checks_are_right(evidence: &Evidence) -> Vec<String> {
+    let (events, model) = (evidence.events, &evidence.model);
+    let head = evidence.head;
+    let mut violations = Vec::new();
     let acknowledged: Vec<(std::time::Duration, Revision)> = events
         .iter()
         .filter_map(|e| match e {
@@ -296,7 +359,13 @@ pub fn check(events: &[Event], observed: &[(usize, Observed)]) -> Vec<String> {
         }
     }
 
-    // Watch: ordered, without duplicates, without gaps, with exactly the committed changes.
+    violations
+}
+
+/// Watch: ordered, without duplicates, without gaps, with exactly the committed changes.
+fn watch_is_exact(evidence: &Evidence) -> Vec<String> {
+    let (events, history) = (evidence.events, &evidence.history);
+    let mut violations = Vec::new();
     let watched: Vec<(Revision, &Vec<(Update, String)>)> = events
         .iter()
         .filter_map(|e| match e {
@@ -358,11 +427,13 @@ pub fn check(events: &[Event], observed: &[(usize, Observed)]) -> Vec<String> {
         }
     }
 
-    violations.extend(refused_writes_left_no_trace(events, &history));
-    violations.extend(reads_see_what_completed_before_them(events));
-    violations.extend(log_time_follows_real_time(events, &model));
+    violations
+}
 
-    // On each node, a read that starts after another ended is not evaluated at an older revision.
+/// On each node, a read that starts after another ended is not evaluated at an older revision.
+fn reads_never_go_back(evidence: &Evidence) -> Vec<String> {
+    let events = evidence.events;
+    let mut violations = Vec::new();
     let mut by_node: BTreeMap<usize, Vec<(std::time::Duration, std::time::Duration, Revision)>> =
         BTreeMap::new();
     for event in events {
@@ -478,10 +549,8 @@ fn change_of(update: Update, relationship: &Relationship) -> (Update, String) {
 
 /// A write answered with a definite failure is not in the history (checked where no other
 /// write asked for the same change: every create, and touches and deletes nobody repeated).
-fn refused_writes_left_no_trace(
-    events: &[Event],
-    history: &[(Revision, Vec<Change>)],
-) -> Vec<String> {
+fn refused_writes_left_no_trace(evidence: &Evidence) -> Vec<String> {
+    let (events, history) = (evidence.events, &evidence.history);
     let mut asked: BTreeMap<(Update, String), usize> = BTreeMap::new();
     for event in events {
         if let Event::Write {
@@ -568,7 +637,8 @@ fn newest_seen_before(
 /// A `fully_consistent` read is not older than anything completed before it began (a write or
 /// a read, on any node); a read without a token (or with one) is not older than anything
 /// completed the staleness bound before it began.
-fn reads_see_what_completed_before_them(events: &[Event]) -> Vec<String> {
+fn reads_see_what_completed_before_them(evidence: &Evidence) -> Vec<String> {
+    let events = evidence.events;
     let seen = seen_by(events);
     let mut violations = Vec::new();
     for event in events {
@@ -606,7 +676,8 @@ const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_millis(300);
 /// is stamped within the bound of the real time it was in flight; a `fully_consistent` read
 /// is evaluated at a time no older than the clock bound plus a clock tick before it began (so
 /// expirations take effect within that bound).
-fn log_time_follows_real_time(events: &[Event], model: &Model) -> Vec<String> {
+fn log_time_follows_real_time(evidence: &Evidence) -> Vec<String> {
+    let (events, model) = (evidence.events, &evidence.model);
     let bound = crate::MAX_CLOCK_OFFSET + CLOCK_SLACK;
     let mut violations = Vec::new();
     for event in events {
