@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
-use pemba_cluster::{Replica, ReplicaConfig};
+use pemba_cluster::{GcSchedule, NodeBuilder, Replica, ReplicaConfig, StartedNode};
 use pemba_server::{Limits, Node, ServeOptions};
 use pemba_store::Datastore;
 use rand::SeedableRng;
@@ -212,14 +212,7 @@ async fn run_node(
     members: BTreeMap<u64, String>,
     broken: Broken,
 ) -> turmoil::Result {
-    let datastore = Arc::new(Datastore::open(Box::new(
-        state.storage.persistence.clone(),
-    ))?);
     let observed = state.observed.clone();
-    datastore.observe(Box::new(move |revision, time, changes| {
-        observed.lock().push((revision, time, changes.to_vec()));
-    }));
-    pemba_server::spawn_garbage_collection(datastore.clone(), GC_WINDOW, GC_INTERVAL);
     let config = ReplicaConfig {
         node_id: index as u64 + 1,
         initial_members: members,
@@ -234,14 +227,21 @@ async fn run_node(
         digest_every: Duration::from_secs(1),
         newest_log_format: pemba_raft::NEWEST_LOG_FORMAT,
     };
-    let replica = Replica::start(
-        config,
-        state.storage.log.clone(),
-        datastore.clone(),
-        Arc::new(net::TurmoilDialer),
-        clock(state.clock_offset.clone()),
-    )
-    .await?;
+    let persistence = Box::new(state.storage.persistence.clone());
+    let gc = GcSchedule {
+        window: GC_WINDOW,
+        interval: GC_INTERVAL,
+    };
+    let StartedNode { datastore, replica } =
+        NodeBuilder::new(config, persistence, state.storage.log.clone())
+            .dialer(Arc::new(net::TurmoilDialer))
+            .clock(clock(state.clock_offset.clone()))
+            .collect_garbage(gc)
+            .observe(Box::new(move |revision, time, changes| {
+                observed.lock().push((revision, time, changes.to_vec()));
+            }))
+            .start()
+            .await?;
     if broken == Broken::IgnoreGcHorizon {
         pemba_store::faults::ignore_gc_horizon();
     }

@@ -122,6 +122,10 @@ pub enum ClusterError {
     Refused(IdentityRefusal),
     #[error("reading this node's founding record: {0}")]
     Storage(#[from] pemba_raft::LogBackendError),
+    #[error("opening the Raft log: {0}")]
+    Log(pemba_raft::LogBackendError),
+    #[error("opening the datastore: {0}")]
+    Datastore(#[from] pemba_store::PersistenceError),
     /// This node's Raft stopped on a fatal error (a storage failure, say): it serves nothing
     /// until it is restarted.
     #[error("this node stopped serving after a fatal error ({0}); the other nodes keep serving: fix the cause (free disk space, replace the disk) and restart it")]

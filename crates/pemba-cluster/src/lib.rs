@@ -25,12 +25,14 @@ mod dialer;
 mod error;
 mod founding;
 mod freshness;
+mod gc;
 mod group_commit;
 mod identity;
 mod leader;
 mod log_format;
 mod membership;
 mod network;
+mod node_builder;
 mod replica;
 mod service;
 
@@ -39,6 +41,7 @@ pub use error::{ClusterError, LeaderError, LeaderRefusal, MembershipRefusal, Wri
 pub use freshness::Stale;
 pub use identity::IdentityRefusal;
 pub use membership::CAUGHT_UP_LAG;
+pub use node_builder::{GcSchedule, NodeBuilder, StartedNode};
 pub use pemba_raft::NEWEST_LOG_FORMAT;
 #[cfg(feature = "fault-injection")]
 pub use replica::Faults;

@@ -159,7 +159,7 @@ impl Replica {
     /// Starts this node's Raft over `log` and `datastore`. A node with empty storage first
     /// settles its standing with its peers (see [`crate::identity`]): it joins, founds the
     /// cluster, or is refused ([`Replica::refused`]).
-    pub async fn start<B: LogBackend>(
+    pub(crate) async fn start<B: LogBackend>(
         config: ReplicaConfig,
         log: B,
         datastore: Arc<Datastore>,
@@ -169,7 +169,7 @@ impl Replica {
         let raft_config = raft_config(&config)?;
         let newest_format = config.newest_log_format.min(NEWEST_LOG_FORMAT);
         let state_machine = StateMachine::reading_formats_up_to(datastore.clone(), newest_format)?;
-        let log = LogStore::new(log)?;
+        let log = LogStore::new(log).map_err(ClusterError::Log)?;
         let log_syncs = log.sync_count();
         #[cfg(feature = "fault-injection")]
         let skip_log_syncs = log.skip_syncs();

@@ -9,13 +9,13 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use pemba_cluster::{ClusterError, Dialer, Replica, ReplicaConfig, WriteFailure};
+use pemba_cluster::{ClusterError, Dialer, NodeBuilder, Replica, ReplicaConfig, WriteFailure};
 use pemba_raft::MemoryLog;
-use pemba_store::{Datastore, MemoryPersistence, UpdateOperation, WriteCommand};
+use pemba_store::{MemoryPersistence, UpdateOperation, WriteCommand};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{sleep, Instant};
@@ -172,8 +172,6 @@ async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
     let cuts: Cuts = Arc::default();
     let mut replicas = BTreeMap::new();
     for (id, listener) in ids.into_iter().zip(listeners) {
-        let datastore =
-            Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
         let config = ReplicaConfig {
             node_id: id,
             initial_members: members.clone(),
@@ -192,15 +190,13 @@ async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
             ids: addr_ids.clone(),
             cuts: cuts.clone(),
         };
-        let replica = Replica::start(
-            config,
-            MemoryLog::default(),
-            datastore,
-            Arc::new(dialer),
-            Arc::new(SystemTime::now),
-        )
-        .await
-        .expect("the replica starts");
+        let persistence = Box::new(MemoryPersistence::default());
+        let replica = NodeBuilder::new(config, persistence, MemoryLog::default())
+            .dialer(Arc::new(dialer))
+            .start()
+            .await
+            .expect("the replica starts")
+            .replica;
         let serving = replica.clone();
         tokio::spawn(async move {
             let incoming = TcpListenerStream::new(listener);

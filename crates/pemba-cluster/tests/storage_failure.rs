@@ -3,12 +3,11 @@
 //! reports not ready, and says why.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use pemba_cluster::{ClusterError, Replica, ReplicaConfig, TcpDialer, WriteFailure};
+use pemba_cluster::{ClusterError, NodeBuilder, ReplicaConfig, WriteFailure};
 use pemba_raft::MemoryLog;
-use pemba_store::{Datastore, MemoryPersistence, WriteCommand};
+use pemba_store::{MemoryPersistence, WriteCommand};
 use tokio::time::{sleep, Instant};
 
 fn soon() -> Instant {
@@ -17,8 +16,6 @@ fn soon() -> Instant {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
-    let datastore =
-        Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("a datastore"));
     let log = MemoryLog::default();
     let config = ReplicaConfig {
         node_id: 1,
@@ -33,15 +30,12 @@ async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
         digest_every: Duration::from_secs(1),
         newest_log_format: pemba_raft::NEWEST_LOG_FORMAT,
     };
-    let replica = Replica::start(
-        config,
-        log.clone(),
-        datastore,
-        Arc::new(TcpDialer),
-        Arc::new(SystemTime::now),
-    )
-    .await
-    .expect("starts");
+    let persistence = Box::new(MemoryPersistence::default());
+    let replica = NodeBuilder::new(config, persistence, log.clone())
+        .start()
+        .await
+        .expect("starts")
+        .replica;
     let schema = || WriteCommand::Schema {
         text: "definition user {}".into(),
     };

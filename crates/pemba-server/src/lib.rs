@@ -5,7 +5,6 @@
 mod auth;
 mod convert;
 mod cursor;
-mod gc;
 mod health;
 mod node;
 mod observability;
@@ -32,7 +31,6 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_server::HealthServer;
 
 pub use auth::PresharedKeys;
-pub use gc::spawn_garbage_collection;
 #[cfg(feature = "fault-injection")]
 pub use node::Faults;
 pub use node::{Limits, Node};

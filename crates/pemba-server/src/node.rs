@@ -250,17 +250,14 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pemba_cluster::{ReplicaConfig, TcpDialer};
+    use pemba_cluster::{NodeBuilder, ReplicaConfig, StartedNode};
     use pemba_raft::MemoryLog;
     use pemba_store::MemoryPersistence;
     use std::collections::BTreeMap;
-    use std::time::SystemTime;
 
     /// A one-node cluster in memory, with three schema writes (revisions past the cluster's own
     /// first entries).
     async fn node() -> (Node, Vec<Revision>) {
-        let datastore =
-            Arc::new(Datastore::open(Box::new(MemoryPersistence::default())).expect("opens"));
         let config = ReplicaConfig {
             node_id: 1,
             initial_members: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
@@ -274,15 +271,12 @@ mod tests {
             digest_every: Duration::from_secs(1),
             newest_log_format: pemba_raft::NEWEST_LOG_FORMAT,
         };
-        let replica = Replica::start(
-            config,
-            MemoryLog::default(),
-            datastore.clone(),
-            Arc::new(TcpDialer),
-            Arc::new(SystemTime::now),
-        )
-        .await
-        .expect("starts");
+        let persistence = Box::new(MemoryPersistence::default());
+        let StartedNode { datastore, replica } =
+            NodeBuilder::new(config, persistence, MemoryLog::default())
+                .start()
+                .await
+                .expect("starts");
         let node = Node::new(datastore, replica, Limits::default());
         let mut revisions = Vec::new();
         for _ in 0..3 {

@@ -19,7 +19,9 @@ mod refusal;
 mod schema_change;
 
 pub use command::{UpdateOperation, WriteCommand, WriteError, WriteResult};
-pub use datastore::{Datastore, Outcome, ReadError, SchemaVersion, Snapshot, SnapshotRead};
+pub use datastore::{
+    Datastore, Observer, Outcome, ReadError, SchemaVersion, Snapshot, SnapshotRead,
+};
 pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
 pub use index::{key_of, Change, RelationshipKey, Version};

@@ -4,13 +4,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use pemba_cluster::{Replica, ReplicaConfig, TcpDialer};
-use pemba_server::{spawn_garbage_collection, Limits, Node, ServeOptions, TlsFiles};
-use pemba_store::Datastore;
+use pemba_cluster::{GcSchedule, NodeBuilder, ReplicaConfig, StartedNode};
+use pemba_server::{Limits, Node, ServeOptions, TlsFiles};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
@@ -214,7 +213,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let (persistence, log) = pemba_rocksdb::open(&args.data_dir.join("store"))?;
-    let datastore = Arc::new(Datastore::open(Box::new(persistence))?);
 
     let listener = tokio::net::TcpListener::bind(args.grpc_addr)
         .await
@@ -253,14 +251,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         digest_every: args.digest_interval,
         newest_log_format: args.newest_log_format,
     };
-    let replica = Replica::start(
-        config,
-        log,
-        datastore.clone(),
-        Arc::new(TcpDialer),
-        Arc::new(SystemTime::now),
-    )
-    .await?;
+    let gc = GcSchedule {
+        window: args.gc_window,
+        interval: args.gc_interval,
+    };
+    let StartedNode { datastore, replica } = NodeBuilder::new(config, Box::new(persistence), log)
+        .collect_garbage(gc)
+        .start()
+        .await?;
     if let (Some(cluster_listener), Some(secret)) = (cluster_listener, secret) {
         let replica = replica.clone();
         tokio::spawn(async move {
@@ -293,7 +291,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         revision = datastore.head(),
         "pemba is serving"
     );
-    spawn_garbage_collection(datastore.clone(), args.gc_window, args.gc_interval);
     let options = ServeOptions {
         preshared_keys: args.grpc_preshared_keys,
         tls,

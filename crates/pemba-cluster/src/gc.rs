@@ -1,4 +1,5 @@
-//! Garbage collection, scheduled the same way for `pemba serve` and the simulation.
+//! Garbage collection, scheduled by the node builder for `pemba serve`, the simulation and the
+//! tests alike.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,11 @@ use pemba_store::Datastore;
 /// Every `interval` (at least a second), drops history older than `window` before the log's
 /// time (never this node's own clock: every node collects by the same time, whatever its clock
 /// says). Runs until the runtime stops.
-pub fn spawn_garbage_collection(datastore: Arc<Datastore>, window: Duration, interval: Duration) {
+pub(crate) fn spawn_garbage_collection(
+    datastore: Arc<Datastore>,
+    window: Duration,
+    interval: Duration,
+) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
         loop {
