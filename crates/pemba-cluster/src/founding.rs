@@ -158,15 +158,9 @@ async fn probe(replica: &Replica) -> BTreeMap<NodeId, proto::StatusResponse> {
         if *id == replica.node_id {
             continue;
         }
-        let Ok(mut client) = replica.peers.client(addr) else {
-            continue;
-        };
-        let request = replica
-            .peers
-            .request(proto::StatusRequest {}, PROBE_TIMEOUT);
-        match timeout(PROBE_TIMEOUT, client.status(request)).await {
-            Ok(Ok(status)) => {
-                answers.insert(*id, status.into_inner());
+        match replica.peers.status(addr, PROBE_TIMEOUT).await {
+            Some(Ok(status)) => {
+                answers.insert(*id, status);
             }
             _ => replica.peers.forget(addr),
         }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use openraft::ServerState;
 use pemba_proto::pemba::cluster::v1 as proto;
-use pemba_raft::{NodeId, Request};
-use tokio::time::{sleep, timeout};
+use pemba_raft::Request;
+use tokio::time::sleep;
 
 use crate::replica::Replica;
 
@@ -70,28 +70,17 @@ impl Replica {
             if *id == self.node_id {
                 continue;
             }
-            let read = self.peer_status(*id, &node.addr).await;
-            newest = newest.min(read.map_or(0, |s| reads_up_to(&s)));
+            let read = match self.peers.status(&node.addr, PROBE_TIMEOUT).await {
+                Some(Ok(status)) => reads_up_to(&status),
+                Some(Err(refusal)) => {
+                    tracing::debug!(peer = id, error = %refusal.message(), "asking a member its status");
+                    0
+                }
+                None => 0,
+            };
+            newest = newest.min(read);
         }
         newest
-    }
-
-    /// The status of the peer `id` at `addr`, if it answers in time.
-    pub(crate) async fn peer_status(
-        &self,
-        id: NodeId,
-        addr: &str,
-    ) -> Option<proto::StatusResponse> {
-        let mut client = self.peers.client(addr).ok()?;
-        let request = self.peers.request(proto::StatusRequest {}, PROBE_TIMEOUT);
-        match timeout(PROBE_TIMEOUT, client.status(request)).await {
-            Ok(Ok(status)) => Some(status.into_inner()),
-            Ok(Err(status)) => {
-                tracing::debug!(peer = id, error = %status.message(), "asking a member its status");
-                None
-            }
-            Err(_) => None,
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
 use pemba_proto::pemba::cluster::v1 as proto;
 use pemba_raft::NodeId;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 
 use crate::error::{ClusterError, LeaderError, MembershipRefusal};
 use crate::log_format::reads_up_to;
@@ -158,20 +158,14 @@ impl Replica {
         let Some(ours) = self.known_cluster_id() else {
             return Ok(());
         };
-        let Ok(mut client) = self.peers.client(addr) else {
-            return Ok(());
-        };
-        let request = self
-            .peers
-            .request(proto::StatusRequest {}, ADD_PROBE_TIMEOUT);
-        let status = match timeout(ADD_PROBE_TIMEOUT, client.status(request)).await {
-            Ok(Ok(status)) => status.into_inner(),
+        let status = match self.peers.status(addr, ADD_PROBE_TIMEOUT).await {
+            Some(Ok(status)) => status,
             // It refused the call as another cluster's: its refusal names that cluster.
-            Ok(Err(status)) => match crate::auth::refusing_cluster(&status) {
+            Some(Err(refusal)) => match crate::auth::refusing_cluster(&refusal) {
                 Some(theirs) if theirs != ours => return Err(other_cluster(id, addr, theirs)),
                 _ => return Ok(()),
             },
-            Err(_) => return Ok(()),
+            None => return Ok(()),
         };
         if !status.cluster_id.is_empty() && status.cluster_id != ours {
             return Err(other_cluster(id, addr, status.cluster_id));

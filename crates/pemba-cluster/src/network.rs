@@ -15,6 +15,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use parking_lot::Mutex;
 use pemba_codec::Format;
+use pemba_proto::pemba::cluster::v1 as proto;
 use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
 use pemba_proto::pemba::cluster::v1::RaftPayload;
 use pemba_raft::{NodeId, TypeConfig};
@@ -85,6 +86,21 @@ impl Peers {
     /// every call made on it.
     pub fn forget(&self, addr: &str) {
         self.channels.lock().remove(addr);
+    }
+
+    /// The status of the peer at `addr`: its answer or refusal within `within`, or `None` if it
+    /// could not be reached in time.
+    pub async fn status(
+        &self,
+        addr: &str,
+        within: Duration,
+    ) -> Option<Result<proto::StatusResponse, Status>> {
+        let mut client = self.client(addr).ok()?;
+        let request = self.request(proto::StatusRequest {}, within);
+        let answer = tokio::time::timeout(within, client.status(request))
+            .await
+            .ok()?;
+        Some(answer.map(tonic::Response::into_inner))
     }
 
     /// `message` as a request with the secret, this node's cluster id (once known) and a

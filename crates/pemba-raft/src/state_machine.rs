@@ -13,7 +13,7 @@
 //! apply those entries again, to the same effect. The log forgets entries only once a snapshot
 //! covers them, and building a snapshot first makes every applied step durable.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -242,13 +242,8 @@ impl StateMachine {
         newest: u32,
     ) -> Result<Self, StateMachineError> {
         let applied = Applied::from_sidecar(&datastore.sidecar())?;
-        if applied.log_format > newest {
-            return Err(StateMachineError::FormatTooNew {
-                index: applied.record.last_applied.map_or(0, |l| l.index),
-                version: applied.log_format,
-                newest,
-            });
-        }
+        let last_applied = applied.record.last_applied.map_or(0, |l| l.index);
+        readable(applied.log_format, newest, last_applied)?;
         let cluster_id = OnceLock::new();
         if let Some(id) = &applied.cluster_id {
             let _ = cluster_id.set(id.clone());
@@ -350,14 +345,7 @@ impl StateMachine {
                 self.compare_digest(index, revision, digest);
             }
             EntryPayload::Normal(Request::RaiseFormat { version }) => {
-                let newest = self.shared.newest_format;
-                if version > newest {
-                    return Err(StateMachineError::FormatTooNew {
-                        index,
-                        version,
-                        newest,
-                    });
-                }
+                readable(version, self.shared.newest_format, index)?;
                 if version > applied.log_format {
                     sidecar.push(SidecarUpdate {
                         key: LOG_FORMAT_KEY.to_vec(),
@@ -414,15 +402,18 @@ impl StateMachine {
         writes: Vec<Proposal>,
         mut sidecar: Vec<SidecarUpdate>,
     ) -> Result<EntryOutcomes, StateMachineError> {
-        // For each write: its remembered outcome, or its place among the commands applied now.
+        // For each write: its remembered outcome, or its place among the commands applied now
+        // (a request queued twice in one entry is applied once, at its first place).
         let mut slots = Vec::with_capacity(writes.len());
         let mut fresh: Vec<Proposal> = Vec::new();
+        let mut places: HashMap<String, usize> = HashMap::new();
         for write in writes {
             if let Some(outcome) = applied.requests.get(&write.request_id) {
                 slots.push(Slot::Remembered(outcome.clone()));
-            } else if let Some(at) = fresh.iter().position(|f| f.request_id == write.request_id) {
-                slots.push(Slot::Applied(at));
+            } else if let Some(at) = places.get(&write.request_id) {
+                slots.push(Slot::Applied(*at));
             } else {
+                places.insert(write.request_id.clone(), fresh.len());
                 slots.push(Slot::Applied(fresh.len()));
                 fresh.push(write);
             }
@@ -478,13 +469,12 @@ impl StateMachine {
     ) -> Result<(), StateMachineError> {
         let image: Recovered = decode(Format::Snapshot, &data)?;
         let restored = Applied::from_sidecar(&image.sidecar)?;
-        if restored.log_format > self.shared.newest_format {
-            return Err(StateMachineError::FormatTooNew {
-                index: meta.last_log_id.map_or(0, |l| l.index),
-                version: restored.log_format,
-                newest: self.shared.newest_format,
-            });
-        }
+        let snapshot_index = meta.last_log_id.map_or(0, |l| l.index);
+        readable(
+            restored.log_format,
+            self.shared.newest_format,
+            snapshot_index,
+        )?;
         if restored.record.last_applied != meta.last_log_id {
             return Err(StateMachineError::SnapshotMismatch {
                 snapshot_id: meta.snapshot_id.clone(),
@@ -552,6 +542,19 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         self.build()
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_snapshot(None, &e)))
     }
+}
+
+/// Refuses log format `version` (met at log entry `index`) if it is newer than `newest`, the
+/// newest this replica reads.
+fn readable(version: u32, newest: u32, index: u64) -> Result<(), StateMachineError> {
+    if version > newest {
+        return Err(StateMachineError::FormatTooNew {
+            index,
+            version,
+            newest,
+        });
+    }
+    Ok(())
 }
 
 /// Where a write's outcome comes from when its entry is applied.

@@ -7,14 +7,13 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
-use support::cluster_node::{agreed_leader, touch, Node, SECRET};
+use support::cluster_node::{agreed_leader, cli, cli_fails, touch, Node};
 use support::{authorized, free_port, metric, stored_documents, viewer};
 use tonic::transport::Channel;
 
@@ -49,35 +48,6 @@ async fn can_view(
         .expect("the check is answered")
         .into_inner();
     answer.permissionship == api::check_permission_response::Permissionship::HasPermission as i32
-}
-
-fn cli(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_pemba"))
-        .args(args)
-        .env("PEMBA_CLUSTER_SECRET", SECRET)
-        .output()
-        .expect("pemba runs");
-    assert!(
-        output.status.success(),
-        "pemba {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs `pemba args…`, which must fail; its standard error.
-fn cli_fails(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_pemba"))
-        .args(args)
-        .env("PEMBA_CLUSTER_SECRET", SECRET)
-        .output()
-        .expect("pemba runs");
-    assert!(
-        !output.status.success(),
-        "pemba {args:?} succeeded: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

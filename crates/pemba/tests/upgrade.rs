@@ -3,7 +3,7 @@
 //! a time as the current build. The cluster keeps writing format 1 while any node reads only
 //! that, raises the format by itself once the last node is upgraded, and then groups writes; no
 //! acknowledged write is lost, no write fails, and every replica's state digest keeps matching
-//! the leader's.
+//! the leader's. A node of the old build is then refused as a new member.
 
 mod support;
 
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
-use support::cluster_node::{agreed_leader, local_cluster, touch, Node};
-use support::{metric, stored_documents};
+use support::cluster_node::{agreed_leader, cli_fails, local_cluster, touch, Node};
+use support::{free_port, metric, stored_documents};
 use tonic::transport::Channel;
 
 const WRITERS: usize = 8;
@@ -152,6 +152,18 @@ async fn a_rolling_upgrade_under_writes_raises_the_log_format_once_every_node_re
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // A node of the old build can no longer join: it would stop at the first grouped entry.
+    let old_addr = format!("127.0.0.1:{}", free_port());
+    let mut old = Node::new(root.path(), 4, &old_addr, &nodes[0].members);
+    old.extra = old_build.to_vec();
+    old.start();
+    let endpoint = nodes[0].cluster_addr.clone();
+    let refused = cli_fails(&["cluster", "--endpoint", &endpoint, "add", "4", &old_addr]);
+    assert!(
+        refused.contains("reads Raft log formats up to 1, but the cluster writes format 2"),
+        "{refused}"
+    );
+    drop(old);
     let before = grouping(&nodes);
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pemba_proto::authzed::api::v1 as api;
@@ -179,4 +180,32 @@ pub async fn touch(
     request.set_timeout(Duration::from_secs(15));
     let response = client.write_relationships(request).await?.into_inner();
     Ok(response.written_at.expect("a token"))
+}
+
+/// Runs `pemba args…` with the cluster secret, to its end.
+fn run_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pemba"))
+        .args(args)
+        .env("PEMBA_CLUSTER_SECRET", SECRET)
+        .output()
+        .expect("pemba runs")
+}
+
+/// Runs `pemba args…` with the cluster secret, which must succeed; its standard output.
+pub fn cli(args: &[&str]) -> String {
+    let output = run_cli(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "pemba {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs `pemba args…` with the cluster secret, which must fail; its standard error.
+pub fn cli_fails(args: &[&str]) -> String {
+    let output = run_cli(args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !output.status.success(),
+        "pemba {args:?} succeeded: {stdout}"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
