@@ -20,6 +20,8 @@ pemba_install_prerequisites() {
     || missing+=(libclang-dev)
   # The clock tests shift one node's wall clock with libfaketime.
   compgen -G "/usr/lib/*/faketime/libfaketimeMT.so.1" >/dev/null || missing+=(faketime)
+  # The TLS tests check the certificates deploy/make-cluster-certs.sh makes.
+  command -v openssl >/dev/null || missing+=(openssl)
   if ((${#missing[@]})); then
     echo "installing ${missing[*]} (needed to build rocksdb and run the tests)" >&2
     local sudo=""

@@ -18,15 +18,21 @@ pub struct TcpDialer;
 
 impl Dialer for TcpDialer {
     fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|source| ClusterError::BadAddress {
-                addr: addr.to_string(),
-                source,
-            })?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5));
-        Ok(endpoint.connect_lazy())
+        Ok(peer_endpoint(addr)?.connect_lazy())
     }
+}
+
+/// The endpoint every dialer reaches the peer at `addr` (`host:port`) through: quick to give
+/// up connecting, no Nagle delay, and keep-alives that notice a silently dead connection. The
+/// scheme is `http`: a dialer that speaks TLS does so in its own connector.
+pub fn peer_endpoint(addr: &str) -> Result<Endpoint, ClusterError> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|source| ClusterError::BadAddress {
+            addr: addr.to_string(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5)))
 }

@@ -97,6 +97,13 @@ pub enum ClusterError {
         addr: String,
         source: tonic::transport::Error,
     },
+    /// A connection to a peer (or, for a one-off client, to the node asked) failed; the
+    /// message carries every cause (a refused connection, a certificate not accepted).
+    #[error("connecting to {addr}: {}", causes(.source))]
+    Connect {
+        addr: String,
+        source: tonic::transport::Error,
+    },
     #[error("invalid Raft configuration: {0}")]
     Config(Box<ConfigError>),
     #[error("starting Raft: {0}")]
@@ -159,4 +166,17 @@ impl From<MembershipRefusal> for ClusterError {
     fn from(refusal: MembershipRefusal) -> Self {
         ClusterError::Membership(Box::new(refusal))
     }
+}
+
+/// `error` and its causes, outermost first, joined by `: ` (a transport error's own message
+/// says only that the transport failed).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

@@ -36,7 +36,7 @@ mod node_builder;
 mod replica;
 mod service;
 
-pub use dialer::{Dialer, TcpDialer};
+pub use dialer::{peer_endpoint, Dialer, TcpDialer};
 pub use error::{ClusterError, LeaderError, LeaderRefusal, MembershipRefusal, WriteFailure};
 pub use freshness::Stale;
 pub use identity::IdentityRefusal;

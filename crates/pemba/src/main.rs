@@ -2,6 +2,7 @@
 //! subcommands are a client of any `authzed.api.v1` endpoint.
 
 mod client;
+mod cluster_port;
 mod serve;
 mod validate;
 
@@ -26,6 +27,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a Pemba node.

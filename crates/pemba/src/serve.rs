@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use pemba_cluster::{GcSchedule, NodeBuilder, ReplicaConfig, StartedNode};
 use pemba_server::{Limits, Node, ServeOptions, TlsFiles};
+
+use crate::cluster_port::{ClusterTlsArgs, PeerSecurity};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
@@ -72,6 +74,19 @@ pub struct ServeArgs {
     /// with --initial-members.
     #[arg(long, env = "PEMBA_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: Option<String>,
+    #[command(flatten)]
+    cluster_tls: ClusterTlsArgs,
+    /// How often the cluster TLS files are checked for changes (SIGHUP checks at once).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    cluster_tls_reload_interval: Duration,
+    /// Let the cluster port listen beyond loopback without TLS, in clear text: only on a
+    /// network nobody else can reach.
+    #[arg(
+        long,
+        env = "PEMBA_CLUSTER_INSECURE",
+        conflicts_with = "cluster_tls_cert_path"
+    )]
+    cluster_insecure: bool,
     /// How often the leader sends heartbeats.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     heartbeat_interval: Duration,
@@ -214,9 +229,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let (persistence, log) = pemba_rocksdb::open(&args.data_dir.join("store"))?;
 
-    let listener = tokio::net::TcpListener::bind(args.grpc_addr)
-        .await
-        .with_context(|| format!("listening on {}", args.grpc_addr))?;
+    // A one-node cluster started without a secret has no peers: its cluster port stays closed.
+    let cluster_port = match &secret {
+        Some(_) => {
+            let addr = cluster_listen_addr(&args)?;
+            let security = PeerSecurity::choose(&args.cluster_tls, args.cluster_insecure, addr)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} (cluster port)"))?;
+            Some((listener, security))
+        }
+        None => None,
+    };
+
     let http_listener = match args.metrics_addr.as_str() {
         "off" => None,
         addr => Some(
@@ -225,18 +250,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("listening on {addr}"))?,
         ),
     };
-    // A one-node cluster started without a secret has no peers: its cluster port stays closed.
-    let cluster_listener = match &secret {
-        Some(_) => {
-            let addr = cluster_listen_addr(&args)?;
-            Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("listening on {addr} (cluster port)"))?,
-            )
-        }
-        None => None,
-    };
+    // The gRPC port is bound last: whoever finds it accepting finds the other ports bound.
+    let listener = tokio::net::TcpListener::bind(args.grpc_addr)
+        .await
+        .with_context(|| format!("listening on {}", args.grpc_addr))?;
 
     let config = ReplicaConfig {
         node_id: args.node_id,
@@ -255,19 +272,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         window: args.gc_window,
         interval: args.gc_interval,
     };
-    let StartedNode { datastore, replica } = NodeBuilder::new(config, Box::new(persistence), log)
-        .collect_garbage(gc)
-        .start()
-        .await?;
-    if let (Some(cluster_listener), Some(secret)) = (cluster_listener, secret) {
-        let replica = replica.clone();
-        tokio::spawn(async move {
-            let incoming = TcpListenerStream::new(cluster_listener);
-            let forever = std::future::pending::<()>();
-            if let Err(e) = pemba_cluster::serve_peers(replica, &secret, incoming, forever).await {
-                tracing::error!(error = %e, "cluster port stopped");
-            }
-        });
+    let mut builder = NodeBuilder::new(config, Box::new(persistence), log).collect_garbage(gc);
+    if let Some((_, security)) = &cluster_port {
+        builder = builder.dialer(security.dialer());
+    }
+    let StartedNode { datastore, replica } = builder.start().await?;
+    if let (Some((listener, security)), Some(secret)) = (cluster_port, secret) {
+        let reload_every = args.cluster_tls_reload_interval;
+        security.serve(listener, replica.clone(), secret, reload_every);
     }
     let node = Arc::new(Node::new(
         datastore.clone(),

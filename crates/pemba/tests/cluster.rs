@@ -12,43 +12,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pemba_proto::authzed::api::v1 as api;
-use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
-use support::cluster_node::{agreed_leader, cli, cli_fails, touch, Node};
-use support::{authorized, free_port, metric, stored_documents, viewer};
-use tonic::transport::Channel;
-
-fn consistency(requirement: api::consistency::Requirement) -> Option<api::Consistency> {
-    Some(api::Consistency {
-        requirement: Some(requirement),
-    })
-}
-
-fn at_least_as_fresh(token: &api::ZedToken) -> Option<api::Consistency> {
-    consistency(api::consistency::Requirement::AtLeastAsFresh(token.clone()))
-}
-
-async fn can_view(
-    client: &mut PermissionsServiceClient<Channel>,
-    document: &str,
-    user: &str,
-    consistency: Option<api::Consistency>,
-) -> bool {
-    let view = viewer(document, user);
-    let mut request = authorized(api::CheckPermissionRequest {
-        consistency,
-        resource: view.resource,
-        permission: "viewer".into(),
-        subject: view.subject,
-        ..Default::default()
-    });
-    request.set_timeout(Duration::from_secs(15));
-    let answer = client
-        .check_permission(request)
-        .await
-        .expect("the check is answered")
-        .into_inner();
-    answer.permissionship == api::check_permission_response::Permissionship::HasPermission as i32
-}
+use support::cluster_node::{
+    agreed_leader, at_least_as_fresh, can_view, cli, cli_fails, touch, Node,
+};
+use support::{free_port, metric, stored_documents};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_survives_its_leader_and_grows() {

@@ -77,21 +77,8 @@ async fn check(
     consistency: Option<api::Consistency>,
     deadline: Duration,
 ) -> Result<bool, tonic::Status> {
-    let view = viewer(document, user);
-    let mut request = authorized(api::CheckPermissionRequest {
-        consistency,
-        resource: view.resource,
-        permission: "viewer".into(),
-        subject: view.subject,
-        ..Default::default()
-    });
-    request.set_timeout(deadline);
-    let answer = PermissionsServiceClient::new(channel.clone())
-        .check_permission(request)
-        .await?
-        .into_inner();
-    Ok(answer.permissionship
-        == api::check_permission_response::Permissionship::HasPermission as i32)
+    let mut client = PermissionsServiceClient::new(channel.clone());
+    support::check_viewer(&mut client, document, user, consistency, deadline).await
 }
 
 /// Touches or deletes `document:<document>#viewer@user:<user>`.
@@ -589,22 +576,8 @@ async fn a_full_disk_stops_its_node_and_the_others_keep_serving() {
 #[test]
 fn a_staleness_bound_shorter_than_two_heartbeats_is_refused_at_start() {
     let root = tempfile::tempdir().expect("a temp dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pemba"))
-        .args([
-            "serve",
-            "--grpc-preshared-key",
-            "k",
-            "--metrics-addr",
-            "off",
-        ])
-        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
-        .args(["--max-staleness", "150ms", "--heartbeat-interval", "100ms"])
-        .arg("--data-dir")
-        .arg(root.path())
-        .output()
-        .expect("pemba runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let bounds = ["--max-staleness", "150ms", "--heartbeat-interval", "100ms"];
+    let stderr = support::serve_refused(root.path(), &bounds);
     let expected = "--max-staleness (150ms) must be at least twice --heartbeat-interval (100ms)";
     assert!(stderr.contains(expected), "{stderr}");
 }

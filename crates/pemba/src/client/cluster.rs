@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use pemba_peer_tls::TlsDialer;
 use pemba_proto::pemba::cluster::v1 as proto;
 use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
 use serde_json::json;
@@ -12,6 +13,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{print_json, print_line, rpc_error};
+use crate::cluster_port::ClusterTlsArgs;
 
 /// Where a node's cluster port is, and the cluster secret.
 #[derive(Args, Debug)]
@@ -26,6 +28,9 @@ pub struct ClusterOptions {
     /// The cluster secret (as given to `pemba serve --cluster-secret`).
     #[arg(long, env = "PEMBA_CLUSTER_SECRET", hide_env_values = true)]
     cluster_secret: String,
+    /// A certificate from the cluster's CA, for a node whose cluster port requires mutual TLS.
+    #[command(flatten)]
+    tls: ClusterTlsArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -55,12 +60,15 @@ pub enum ClusterCommand {
 }
 
 async fn connect(options: &ClusterOptions) -> anyhow::Result<ClusterClient<Channel>> {
-    let channel = Endpoint::from_shared(format!("http://{}", options.endpoint))
-        .with_context(|| format!("`{}` is not a host:port", options.endpoint))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {}", options.endpoint))?;
+    let channel = match options.tls.load()? {
+        Some(tls) => TlsDialer::new(tls).connect(&options.endpoint).await?,
+        None => Endpoint::from_shared(format!("http://{}", options.endpoint))
+            .with_context(|| format!("`{}` is not a host:port", options.endpoint))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", options.endpoint))?,
+    };
     Ok(ClusterClient::new(channel))
 }
 
@@ -73,14 +81,34 @@ fn request<T>(options: &ClusterOptions, message: T) -> anyhow::Result<tonic::Req
     Ok(request)
 }
 
+/// A failed call's error. One that never reached the node over mutual TLS gets a hint: in TLS
+/// 1.3 the node checks the client's certificate after the client considers the handshake
+/// done, so a refused certificate shows up here only as a broken connection.
+fn call_error(options: &ClusterOptions) -> impl Fn(tonic::Status) -> anyhow::Error + '_ {
+    move |status| {
+        let over_tls = options.tls.paths().is_some();
+        let transport = std::error::Error::source(&status).is_some();
+        let error = rpc_error(status);
+        if over_tls && transport {
+            error.context(format!(
+                "the call to {} failed before reaching the node: if it refused this certificate (another CA's, expired), its log says why",
+                options.endpoint
+            ))
+        } else {
+            error
+        }
+    }
+}
+
 pub async fn run(options: ClusterOptions, command: ClusterCommand) -> anyhow::Result<ExitCode> {
     let mut client = connect(&options).await?;
+    let rpc_error = call_error(&options);
     let log_index = match command {
         ClusterCommand::Status => {
             let status = client
                 .status(request(&options, proto::StatusRequest {})?)
                 .await
-                .map_err(rpc_error)?
+                .map_err(&rpc_error)?
                 .into_inner();
             print_status(&status, options.json)?;
             return Ok(ExitCode::SUCCESS);
@@ -88,12 +116,12 @@ pub async fn run(options: ClusterOptions, command: ClusterCommand) -> anyhow::Re
         ClusterCommand::Add { id, addr } => client
             .add_learner(request(&options, proto::AddLearnerRequest { id, addr })?)
             .await
-            .map_err(rpc_error)?,
+            .map_err(&rpc_error)?,
         ClusterCommand::Promote { id, wait } => promote(&mut client, &options, id, wait).await?,
         ClusterCommand::Remove { id } => client
             .remove(request(&options, proto::RemoveRequest { id })?)
             .await
-            .map_err(rpc_error)?,
+            .map_err(&rpc_error)?,
     }
     .into_inner()
     .log_index;
@@ -122,7 +150,7 @@ async fn promote(
                 eprintln!("waiting: {}", status.message());
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            answer => return answer.map_err(rpc_error),
+            answer => return answer.map_err(call_error(options)),
         }
     }
 }

@@ -117,8 +117,17 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// A gRPC error as `<code>: <message>`, e.g. `PermissionDenied: invalid preshared key: invalid token`.
+/// A failed call as the user sees it: the status code, its message and, for a call that never
+/// reached the server (a refused TLS certificate, say), the transport's causes.
 fn rpc_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut cause = std::error::Error::source(&status);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    anyhow::anyhow!(text)
 }
 
 /// Which revision a read is evaluated at (default: whatever minimizes latency).

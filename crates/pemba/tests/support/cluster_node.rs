@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pemba_peer_tls::{PeerTls, TlsDialer};
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient;
 use pemba_proto::authzed::api::v1::schema_service_client::SchemaServiceClient;
@@ -12,7 +13,8 @@ use pemba_proto::pemba::cluster::v1 as cluster;
 use pemba_proto::pemba::cluster::v1::cluster_client::ClusterClient;
 use tonic::transport::Channel;
 
-use super::{authorized, free_port, viewer, Server};
+use super::certs::{local_tls, TlsFiles};
+use super::{authorized, check_viewer, free_port, viewer, Server};
 
 pub const SECRET: &str = "cluster-test-secret";
 
@@ -26,6 +28,8 @@ pub struct Node {
     pub members: String,
     /// Flags added to every start.
     pub extra: Vec<String>,
+    /// The cluster port's TLS files ([`local_tls`] unless a test gives others).
+    pub tls: TlsFiles,
     pub server: Option<Server>,
 }
 
@@ -53,6 +57,7 @@ impl Node {
             metrics_addr: format!("127.0.0.1:{}", free_port()),
             members: members.to_string(),
             extra: Vec::new(),
+            tls: local_tls().clone(),
             server: None,
         }
     }
@@ -71,7 +76,7 @@ impl Node {
             "40",
         ]
         .map(String::from);
-        let args = [args.as_slice(), &self.extra].concat();
+        let args = [args.as_slice(), &self.tls.args(), &self.extra].concat();
         self.server = Some(Server::start_with_args(
             &self.dir,
             &self.metrics_addr,
@@ -117,11 +122,12 @@ impl Node {
 
     /// The node's view of the cluster, if it answers within a second.
     pub async fn status(&self) -> Option<cluster::StatusResponse> {
-        let channel = Channel::from_shared(format!("http://{}", self.cluster_addr))
-            .ok()?
-            .connect_timeout(Duration::from_secs(1))
-            .connect()
+        let tls = PeerTls::load(self.tls.paths()).expect("the node's certificates");
+        let dialer = TlsDialer::new(tls);
+        let connecting = dialer.connect(&self.cluster_addr);
+        let channel = tokio::time::timeout(Duration::from_secs(1), connecting)
             .await
+            .ok()?
             .ok()?;
         let mut request = tonic::Request::new(cluster::StatusRequest {});
         let header = format!("Bearer {SECRET}").parse().ok()?;
@@ -130,6 +136,29 @@ impl Node {
         let status = ClusterClient::new(channel).status(request).await.ok()?;
         Some(status.into_inner())
     }
+}
+
+pub fn consistency(requirement: api::consistency::Requirement) -> Option<api::Consistency> {
+    Some(api::Consistency {
+        requirement: Some(requirement),
+    })
+}
+
+pub fn at_least_as_fresh(token: &api::ZedToken) -> Option<api::Consistency> {
+    consistency(api::consistency::Requirement::AtLeastAsFresh(token.clone()))
+}
+
+/// Whether `user` may view `document` on the node behind `client` (answered within 15 s).
+pub async fn can_view(
+    client: &mut PermissionsServiceClient<Channel>,
+    document: &str,
+    user: &str,
+    consistency: Option<api::Consistency>,
+) -> bool {
+    let deadline = Duration::from_secs(15);
+    check_viewer(client, document, user, consistency, deadline)
+        .await
+        .expect("the check is answered")
 }
 
 /// Waits until every node in `nodes` names the same leader, which is one of `among`.
@@ -182,30 +211,44 @@ pub async fn touch(
     Ok(response.written_at.expect("a token"))
 }
 
-/// Runs `pemba args…` with the cluster secret, to its end.
-fn run_cli(args: &[&str]) -> std::process::Output {
+/// Runs `pemba args…` with the cluster secret and `tls`, to its end.
+pub fn run_cli(args: &[&str], tls: &TlsFiles) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pemba"))
         .args(args)
         .env("PEMBA_CLUSTER_SECRET", SECRET)
+        .envs(tls.env())
         .output()
         .expect("pemba runs")
 }
 
-/// Runs `pemba args…` with the cluster secret, which must succeed; its standard output.
-pub fn cli(args: &[&str]) -> String {
-    let output = run_cli(args);
+/// Runs `pemba args…` with the cluster secret and `tls`, which must succeed; its standard
+/// output.
+pub fn cli_with(args: &[&str], tls: &TlsFiles) -> String {
+    let output = run_cli(args, tls);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "pemba {args:?} failed: {stderr}");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// Runs `pemba args…` with the cluster secret, which must fail; its standard error.
-pub fn cli_fails(args: &[&str]) -> String {
-    let output = run_cli(args);
+/// Runs `pemba args…` with the cluster secret and the local test certificate, which must
+/// succeed; its standard output.
+pub fn cli(args: &[&str]) -> String {
+    cli_with(args, local_tls())
+}
+
+/// Runs `pemba args…` with the cluster secret and `tls`, which must fail; its standard error.
+pub fn cli_fails_with(args: &[&str], tls: &TlsFiles) -> String {
+    let output = run_cli(args, tls);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         !output.status.success(),
         "pemba {args:?} succeeded: {stdout}"
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `pemba args…` with the cluster secret and the local test certificate, which must fail;
+/// its standard error.
+pub fn cli_fails(args: &[&str]) -> String {
+    cli_fails_with(args, local_tls())
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod certs;
 pub mod cluster_node;
 pub mod netns;
 pub mod relay;
@@ -259,6 +260,53 @@ pub fn authorized<T>(message: T) -> tonic::Request<T> {
     let value = format!("Bearer {KEY}").parse().expect("a header value");
     request.metadata_mut().insert("authorization", value);
     request
+}
+
+/// Whether `user` may view `document` on the node behind `client`, asked with `consistency`
+/// and a deadline.
+pub async fn check_viewer(
+    client: &mut pemba_proto::authzed::api::v1::permissions_service_client::PermissionsServiceClient<
+        tonic::transport::Channel,
+    >,
+    document: &str,
+    user: &str,
+    consistency: Option<pemba_proto::authzed::api::v1::Consistency>,
+    deadline: Duration,
+) -> Result<bool, tonic::Status> {
+    use pemba_proto::authzed::api::v1 as api;
+    let view = viewer(document, user);
+    let mut request = authorized(api::CheckPermissionRequest {
+        consistency,
+        resource: view.resource,
+        permission: "viewer".into(),
+        subject: view.subject,
+        ..Default::default()
+    });
+    request.set_timeout(deadline);
+    let answer = client.check_permission(request).await?.into_inner();
+    Ok(answer.permissionship
+        == api::check_permission_response::Permissionship::HasPermission as i32)
+}
+
+/// Runs `pemba serve args…`, which must refuse to start; its standard error.
+pub fn serve_refused(data_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_pemba"))
+        .args([
+            "serve",
+            "--grpc-preshared-key",
+            "k",
+            "--metrics-addr",
+            "off",
+        ])
+        .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("pemba runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    stderr
 }
 
 /// Every stored relationship on a `document`, read fully consistent, as

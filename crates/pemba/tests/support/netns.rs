@@ -199,6 +199,8 @@ impl NetNode {
             &net.members(),
             "--cluster-secret",
             "netns-test-secret",
+            // The namespaces' network is this test's own.
+            "--cluster-insecure",
         ]
         .map(String::from)
         .to_vec();

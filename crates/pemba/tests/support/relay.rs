@@ -69,3 +69,86 @@ async fn delayed(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duratio
     drop(sender);
     let _ = writer.await;
 }
+
+/// What one connection through a [`RecordingRelay`] carried, each direction in order.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded {
+    pub from_client: Vec<u8>,
+    pub from_server: Vec<u8>,
+}
+
+/// Relays connections to `listener`'s address on to `target` unchanged, keeping a copy of every
+/// byte: what a wiretap between two nodes would see. Stops when dropped.
+pub struct RecordingRelay {
+    accepting: JoinHandle<()>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::Mutex<Recorded>>>>>,
+}
+
+impl RecordingRelay {
+    pub fn start(listener: TcpListener, target: SocketAddr) -> RecordingRelay {
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recording = connections.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let record = std::sync::Arc::new(std::sync::Mutex::new(Recorded::default()));
+                recording.lock().expect("not poisoned").push(record.clone());
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (in_read, in_write) = inbound.into_split();
+                    let (out_read, out_write) = outbound.into_split();
+                    let up = record.clone();
+                    tokio::spawn(copy(in_read, out_write, move |b| {
+                        up.lock()
+                            .expect("not poisoned")
+                            .from_client
+                            .extend_from_slice(b)
+                    }));
+                    tokio::spawn(copy(out_read, in_write, move |b| {
+                        record
+                            .lock()
+                            .expect("not poisoned")
+                            .from_server
+                            .extend_from_slice(b)
+                    }));
+                });
+            }
+        });
+        RecordingRelay {
+            accepting,
+            connections,
+        }
+    }
+
+    /// Every connection so far, as recorded up to now.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.connections
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|r| r.lock().expect("not poisoned").clone())
+            .collect()
+    }
+}
+
+impl Drop for RecordingRelay {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+/// Copies `from` to `to`, showing each chunk to `record` first.
+async fn copy(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut record: impl FnMut(&[u8])) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(read) = from.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+        record(&buffer[..read]);
+        if to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
