@@ -259,7 +259,8 @@ async fn run_node(
     let serving = replica.clone();
     tokio::spawn(async move {
         let incoming = net::incoming(peers);
-        let _ = pemba_cluster::serve_peers(serving, SECRET, incoming, std::future::pending()).await;
+        let forever = std::future::pending();
+        let _ = pemba_cluster::serve_peers(serving, SECRET, None, incoming, forever).await;
     });
     let mut node = Node::new(datastore, replica.clone(), Limits::default());
     node.faults.ignore_consistency_tokens = broken == Broken::IgnoreTokens;

@@ -34,6 +34,7 @@ mod membership;
 mod network;
 mod node_builder;
 mod replica;
+mod sender_check;
 mod service;
 
 pub use dialer::{peer_endpoint, Dialer, TcpDialer};
@@ -46,4 +47,5 @@ pub use pemba_raft::NEWEST_LOG_FORMAT;
 #[cfg(feature = "fault-injection")]
 pub use replica::Faults;
 pub use replica::{Clock, Replica, ReplicaConfig, ReplicaStatus};
+pub use sender_check::{SenderCheck, SenderRefusal};
 pub use service::serve_peers;

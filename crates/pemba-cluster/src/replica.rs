@@ -240,6 +240,14 @@ impl Replica {
         self.raft.metrics().borrow().clone()
     }
 
+    /// The cluster address of member `id` (voter or learner), if this node knows it.
+    pub(crate) fn member_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        membership.get_node(&id).map(|node| node.addr.clone())
+    }
+
     pub(crate) fn next_request_id(&self) -> String {
         let n = self.request_counter.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.request_prefix)

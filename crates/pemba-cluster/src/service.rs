@@ -16,7 +16,7 @@ use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Connected;
 use tonic::transport::Server;
-use tonic::{Request, Response, Status};
+use tonic::{Extensions, Request, Response, Status};
 
 use crate::auth::{check_cluster_id, ClusterSecret};
 use crate::error::{ClusterError, LeaderRefusal};
@@ -24,12 +24,15 @@ use crate::identity::{Founding, Standing};
 use crate::leader::refusal_to_wire;
 use crate::network::{decode, encode};
 use crate::replica::{Replica, PEER_MESSAGE_LIMIT};
+use crate::sender_check::{check_sender, SenderCheck, Senders};
 
 /// How long a membership change may take when the caller set no deadline.
 const DEFAULT_ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct PeerService {
     replica: Arc<Replica>,
+    /// Binds Raft messages to their senders' certificates (with mutual TLS).
+    senders: Senders,
 }
 
 fn payload<T: serde::Serialize>(value: &T) -> Result<Response<proto::RaftPayload>, Status> {
@@ -59,6 +62,11 @@ impl PeerService {
             Standing::Refused(why) => Err(Status::unavailable(why.to_string())),
         }
     }
+
+    /// Refuses a Raft message from `sender` over a connection that may not speak for it.
+    fn check_sender(&self, extensions: &Extensions, sender: Option<NodeId>) -> Result<(), Status> {
+        check_sender(&self.senders, &self.replica, extensions, sender)
+    }
 }
 
 fn admin_deadline() -> Instant {
@@ -72,7 +80,9 @@ impl Cluster for PeerService {
         request: Request<proto::RaftPayload>,
     ) -> Result<Response<proto::RaftPayload>, Status> {
         self.takes_raft_messages()?;
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().data)?;
+        let (_, extensions, message) = request.into_parts();
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&message.data)?;
+        self.check_sender(&extensions, rpc.vote.leader_id().voted_for())?;
         payload(&self.replica.raft().append_entries(rpc).await)
     }
 
@@ -81,7 +91,9 @@ impl Cluster for PeerService {
         request: Request<proto::RaftPayload>,
     ) -> Result<Response<proto::RaftPayload>, Status> {
         self.takes_raft_messages()?;
-        let rpc: VoteRequest<NodeId> = decode(&request.into_inner().data)?;
+        let (_, extensions, message) = request.into_parts();
+        let rpc: VoteRequest<NodeId> = decode(&message.data)?;
+        self.check_sender(&extensions, rpc.vote.leader_id().voted_for())?;
         payload(&self.replica.raft().vote(rpc).await)
     }
 
@@ -90,7 +102,9 @@ impl Cluster for PeerService {
         request: Request<proto::RaftPayload>,
     ) -> Result<Response<proto::RaftPayload>, Status> {
         self.takes_raft_messages()?;
-        let rpc: InstallSnapshotRequest<TypeConfig> = decode(&request.into_inner().data)?;
+        let (_, extensions, message) = request.into_parts();
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(&message.data)?;
+        self.check_sender(&extensions, rpc.vote.leader_id().voted_for())?;
         let answer: Result<_, RaftError<NodeId, InstallSnapshotError>> =
             self.replica.raft().install_snapshot(rpc).await;
         payload(&answer)
@@ -204,10 +218,12 @@ impl Cluster for PeerService {
 }
 
 /// Serves the cluster port for `replica` on `incoming` connections until `shutdown` completes.
-/// Every call must carry `cluster_secret`.
+/// Every call must carry `cluster_secret`; with `senders`, a Raft message that claims to come
+/// from a member must come over a connection that may speak for it.
 pub async fn serve_peers<I, IO, IE>(
     replica: Arc<Replica>,
     cluster_secret: &str,
+    senders: Option<Arc<dyn SenderCheck>>,
     incoming: I,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ClusterError>
@@ -218,7 +234,7 @@ where
 {
     let secret = ClusterSecret::new(cluster_secret);
     let known = replica.clone();
-    let service = ClusterServer::new(PeerService { replica })
+    let service = ClusterServer::new(PeerService { replica, senders })
         .max_decoding_message_size(PEER_MESSAGE_LIMIT)
         .max_encoding_message_size(PEER_MESSAGE_LIMIT);
     Server::builder()

@@ -201,7 +201,8 @@ async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
         tokio::spawn(async move {
             let incoming = TcpListenerStream::new(listener);
             let _ =
-                pemba_cluster::serve_peers(serving, SECRET, incoming, std::future::pending()).await;
+                pemba_cluster::serve_peers(serving, SECRET, None, incoming, std::future::pending())
+                    .await;
         });
         replicas.insert(id, replica);
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use pemba_cluster::{Dialer, Replica, TcpDialer};
-use pemba_peer_tls::{PeerTls, TlsDialer, TlsPaths};
+use pemba_cluster::{Dialer, Replica, SenderCheck, TcpDialer};
+use pemba_peer_tls::{CertificateNamesSender, PeerTls, TlsDialer, TlsPaths};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -123,11 +123,13 @@ impl PeerSecurity {
                     tls.watch(reload_every);
                     reload_on_hangup(tls.clone());
                     let incoming = pemba_peer_tls::incoming(listener, tls);
-                    pemba_cluster::serve_peers(replica, &secret, incoming, forever).await
+                    let senders: Arc<dyn SenderCheck> = Arc::new(CertificateNamesSender);
+                    pemba_cluster::serve_peers(replica, &secret, Some(senders), incoming, forever)
+                        .await
                 }
                 PeerSecurity::Plaintext => {
                     let incoming = TcpListenerStream::new(listener);
-                    pemba_cluster::serve_peers(replica, &secret, incoming, forever).await
+                    pemba_cluster::serve_peers(replica, &secret, None, incoming, forever).await
                 }
             };
             if let Err(e) = served {

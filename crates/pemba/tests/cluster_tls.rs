@@ -1,9 +1,9 @@
 //! Mutual TLS on the cluster port, across `pemba serve` processes on 127.0.0.1: what crosses
 //! between nodes is TLS and carries none of the relationships written; certificates from
 //! another CA, expired ones and ones naming another address are refused, by nodes and by
-//! `pemba cluster`; node certificates and then the CA rotate under a write load, without a
-//! restart and without a failed write; a cluster port beyond loopback needs TLS or
-//! `--cluster-insecure`.
+//! `pemba cluster`; a certificate cannot vote as another node; node certificates and then the
+//! CA rotate under a write load, without a restart and without a failed write; a cluster port
+//! beyond loopback needs TLS or `--cluster-insecure`.
 
 mod support;
 
@@ -126,6 +126,44 @@ async fn peers_talk_only_tls_with_certificates_from_their_ca() {
 
     refused_by_the_cluster_port(root, &ca, &nodes[0], &listen[0]);
     refused_as_peers(root, &ca, &nodes, &listen[0], &members).await;
+    a_certificate_speaks_only_for_its_own_node(root, &ca, &nodes[0], &listen[0]).await;
+}
+
+/// A vote request claiming to come from node 2 (at 127.0.0.1): with a certificate naming
+/// 127.0.0.1 it is answered (a stale term: not granted, nothing disturbed); with one from the
+/// same CA naming another address it is refused, so one node's certificate cannot vote, or
+/// append entries, as another.
+async fn a_certificate_speaks_only_for_its_own_node(
+    root: &Path,
+    ca: &TestCa,
+    node: &Node,
+    endpoint: &str,
+) {
+    use pemba_proto::pemba::cluster::v1 as proto;
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(0, 2), None);
+    let data = pemba_codec::encode(pemba_codec::Format::PeerMessage, &vote).expect("encoded");
+    let elsewhere = files(root, "elsewhere", &ca.leaf(&["127.0.0.9"]), &ca.pem);
+    for (tls, named) in [(&node.tls, true), (&elsewhere, false)] {
+        let peer_tls = pemba_peer_tls::PeerTls::load(tls.paths()).expect("certificates");
+        let channel = pemba_peer_tls::TlsDialer::new(peer_tls)
+            .connect(endpoint)
+            .await
+            .expect("connected");
+        let mut request = tonic::Request::new(proto::RaftPayload { data: data.clone() });
+        let secret = format!("Bearer {SECRET}").parse().expect("a header");
+        request.metadata_mut().insert("authorization", secret);
+        let answer = proto::cluster_client::ClusterClient::new(channel)
+            .vote(request)
+            .await;
+        match answer {
+            Ok(_) => assert!(named, "a vote as node 2 with a certificate for 127.0.0.9"),
+            Err(status) => {
+                assert!(!named, "{status:?}");
+                assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+                assert!(status.message().contains("naming its cluster address"));
+            }
+        }
+    }
 }
 
 /// `pemba cluster` reaches `node` with a certificate from the cluster's CA, and is refused
