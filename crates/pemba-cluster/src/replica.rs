@@ -135,6 +135,13 @@ pub struct Replica {
     request_counter: AtomicU64,
 }
 
+/// How long one part of a snapshot may take to reach a follower and be written, in ms. The last
+/// part's call also carries the install (decoding the image, writing it to disk, building the
+/// index), which at millions of relationships takes tens of seconds: a budget too short for it
+/// makes the leader send the whole snapshot again, and again. A follower that dies during a
+/// transfer delays only its own replication by this much: commits wait for a quorum, not for it.
+const SNAPSHOT_PART_TIMEOUT_MS: u64 = 300_000;
+
 fn raft_config(config: &ReplicaConfig) -> Result<Config, ClusterError> {
     let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
     Config {
@@ -142,7 +149,7 @@ fn raft_config(config: &ReplicaConfig) -> Result<Config, ClusterError> {
         heartbeat_interval: millis(config.heartbeat_interval),
         election_timeout_min: millis(config.election_timeout),
         election_timeout_max: millis(config.election_timeout) * 2,
-        install_snapshot_timeout: 10_000,
+        install_snapshot_timeout: SNAPSHOT_PART_TIMEOUT_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every.max(1)),
         max_in_snapshot_log_to_keep: config.snapshot_every.min(1000),
         snapshot_max_chunk_size: 1024 * 1024,

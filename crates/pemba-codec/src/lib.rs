@@ -168,6 +168,12 @@ pub enum CodecError {
         version: u8,
         extra: usize,
     },
+    /// The writer or reader of a streamed value failed.
+    #[error("{format}: {source}")]
+    Io {
+        format: Format,
+        source: std::io::Error,
+    },
 }
 
 /// `value` in `format`'s current version, header first.
@@ -176,6 +182,52 @@ pub fn encode<T: Serialize + ?Sized>(format: Format, value: &T) -> Result<Vec<u8
     bincode::serde::encode_into_std_write(value, &mut bytes, bincode::config::standard())
         .map_err(|source| CodecError::Encode { format, source })?;
     Ok(bytes)
+}
+
+/// Like [`encode`], written to `out`: a large value (a snapshot) need not become one contiguous
+/// buffer. The bytes are those [`encode`] returns.
+pub fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
+    format: Format,
+    value: &T,
+    out: &mut W,
+) -> Result<(), CodecError> {
+    out.write_all(&[MARK, format.tag(), format.current()])
+        .map_err(|source| CodecError::Io { format, source })?;
+    bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
+        .map_err(|source| CodecError::Encode { format, source })?;
+    Ok(())
+}
+
+/// Like [`decode`], read from `input` to its end (which must be the value's end).
+pub fn decode_from<T: DeserializeOwned, R: std::io::Read>(
+    format: Format,
+    input: &mut R,
+) -> Result<T, CodecError> {
+    use std::io::Read;
+    let io = |source| CodecError::Io { format, source };
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    input
+        .by_ref()
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let (version, _) = header(format, &head)?;
+    let value = bincode::serde::decode_from_std_read(input, bincode::config::standard()).map_err(
+        |source| CodecError::Malformed {
+            format,
+            version,
+            source,
+        },
+    )?;
+    let mut rest = Vec::new();
+    match input.read_to_end(&mut rest).map_err(io)? {
+        0 => Ok(value),
+        extra => Err(CodecError::TrailingBytes {
+            format,
+            version,
+            extra,
+        }),
+    }
 }
 
 /// Reads `bytes` as `format`: the header must name it in a version this build reads, and the
@@ -253,6 +305,25 @@ mod tests {
             name: "doc".into(),
             flag: Some(true),
         }
+    }
+
+    #[test]
+    fn a_streamed_value_is_the_same_bytes_and_reads_back() {
+        let bytes = encode(Format::Snapshot, &sample()).unwrap();
+        let mut streamed = Vec::new();
+        encode_to(Format::Snapshot, &sample(), &mut streamed).unwrap();
+        assert_eq!(streamed, bytes);
+        let read: Sample = decode_from(Format::Snapshot, &mut bytes.as_slice()).unwrap();
+        assert_eq!(read, sample());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let error = decode_from::<Sample, _>(Format::Snapshot, &mut longer.as_slice());
+        assert!(matches!(
+            error,
+            Err(CodecError::TrailingBytes { extra: 1, .. })
+        ));
+        let error = decode_from::<Sample, _>(Format::WriteRecord, &mut bytes.as_slice());
+        assert!(matches!(error, Err(CodecError::WrongFormat { .. })));
     }
 
     #[test]

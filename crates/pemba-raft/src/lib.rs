@@ -8,12 +8,11 @@
 //!   writes by request id, and builds and installs snapshots of the whole datastore;
 //! - [`PembaRuntime`] is tokio with a seedable random source for election timeouts.
 
-use std::io::Cursor;
-
 mod log_store;
 mod log_thread;
 mod request;
 mod runtime;
+mod snapshot_bytes;
 mod state_machine;
 
 #[cfg(feature = "fault-injection")]
@@ -24,6 +23,7 @@ pub use request::{
     GROUPED_WRITES_FORMAT, NEWEST_LOG_FORMAT,
 };
 pub use runtime::{seed_randomness, PembaRuntime, SeededRng};
+pub use snapshot_bytes::SnapshotBytes;
 pub use state_machine::{
     DigestChecks, Divergence, SnapshotCounts, StateMachine, StateMachineError,
     DEDUPLICATION_ENTRIES, DEDUPLICATION_WINDOW,
@@ -37,6 +37,7 @@ openraft::declare_raft_types!(
         R = EntryOutcomes,
         NodeId = u64,
         Node = openraft::BasicNode,
+        SnapshotData = SnapshotBytes,
         AsyncRuntime = PembaRuntime,
 );
 

@@ -14,7 +14,6 @@
 //! covers them, and building a snapshot first makes every applied step durable.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Cursor;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -36,7 +35,7 @@ use thiserror::Error;
 use crate::request::{
     EntryOutcomes, Proposal, Request, WriteOutcome, Written, FIRST_LOG_FORMAT, NEWEST_LOG_FORMAT,
 };
-use crate::{NodeId, TypeConfig};
+use crate::{NodeId, SnapshotBytes, TypeConfig};
 
 /// How long (in log time) a write request's outcome is remembered for de-duplication, at least.
 pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(120);
@@ -202,7 +201,7 @@ pub struct SnapshotCounts {
 
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, openraft::BasicNode>,
-    data: Arc<Vec<u8>>,
+    data: SnapshotBytes,
 }
 
 struct Shared {
@@ -465,9 +464,10 @@ impl StateMachine {
     fn install_image(
         &self,
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        data: Vec<u8>,
+        data: SnapshotBytes,
     ) -> Result<(), StateMachineError> {
-        let image: Recovered = decode(Format::Snapshot, &data)?;
+        let mut reader = std::io::BufReader::new(data.reader());
+        let image: Recovered = pemba_codec::decode_from(Format::Snapshot, &mut reader)?;
         let restored = Applied::from_sidecar(&image.sidecar)?;
         let snapshot_index = meta.last_log_id.map_or(0, |l| l.index);
         readable(
@@ -493,7 +493,7 @@ impl StateMachine {
         *applied = restored;
         *self.shared.current_snapshot.lock() = Some(StoredSnapshot {
             meta: meta.clone(),
-            data: Arc::new(data),
+            data,
         });
         self.shared.counts.lock().installed += 1;
         Ok(())
@@ -512,7 +512,9 @@ impl StateMachine {
             .map(|bytes| decode(Format::AppliedRecord, bytes))
             .transpose()?
             .unwrap_or_default();
-        let data = encode(Format::Snapshot, &image)?;
+        let mut data = SnapshotBytes::default();
+        pemba_codec::encode_to(Format::Snapshot, &image, &mut data)?;
+        drop(image);
         let mut counts = self.shared.counts.lock();
         counts.built += 1;
         let meta = SnapshotMeta {
@@ -525,15 +527,12 @@ impl StateMachine {
             ),
         };
         drop(counts);
-        let data = Arc::new(data);
+        let snapshot = Box::new(data.reader());
         *self.shared.current_snapshot.lock() = Some(StoredSnapshot {
             meta: meta.clone(),
-            data: data.clone(),
+            data,
         });
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data.as_ref().clone())),
-        })
+        Ok(Snapshot { meta, snapshot })
     }
 }
 
@@ -652,19 +651,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<SnapshotBytes>, StorageError<NodeId>> {
+        Ok(Box::new(SnapshotBytes::default()))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotBytes>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.install_image(meta, snapshot.into_inner())
-            .map_err(|e| {
-                StorageIOError::<NodeId>::write_snapshot(Some(meta.signature()), &e).into()
-            })
+        self.install_image(meta, *snapshot).map_err(|e| {
+            StorageIOError::<NodeId>::write_snapshot(Some(meta.signature()), &e).into()
+        })
     }
 
     async fn get_current_snapshot(
@@ -677,7 +675,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .as_ref()
             .map(|stored| Snapshot {
                 meta: stored.meta.clone(),
-                snapshot: Box::new(Cursor::new(stored.data.as_ref().clone())),
+                snapshot: Box::new(stored.data.reader()),
             }))
     }
 }

@@ -5,6 +5,7 @@
 //! `pemba-bench report` reproduces the README's performance table; `pemba-bench run` drives one
 //! target with one workload.
 
+mod catch_up;
 mod noop;
 mod openfga;
 mod process;
@@ -162,6 +163,20 @@ enum Command {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// Add a learner to a node holding `--relationships` and measure its catch-up through a
+    /// snapshot: time, both nodes' resident memory, write latency before and during, digests.
+    CatchUp {
+        #[arg(long, default_value_t = 2_000_000)]
+        relationships: usize,
+        /// How long the learner may take.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        within: Duration,
+        /// Pin both servers to these CPUs (`taskset -c` list).
+        #[arg(long)]
+        server_cpus: Option<String>,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
     /// Serve the no-op PermissionsService (the report starts it as a child process).
     NoopServer {
         #[arg(long)]
@@ -236,6 +251,29 @@ async fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             verdict.into_result()
+        }
+        Command::CatchUp {
+            relationships,
+            within,
+            server_cpus,
+            load,
+        } => {
+            let scratch = tempfile::tempdir()?;
+            let setup = Setup {
+                pemba: process::sibling_binary("pemba")?,
+                spicedb: None,
+                openfga: None,
+                postgres: None,
+                pinning: Pinning { cpus: server_cpus },
+                scratch: scratch.path().to_path_buf(),
+            };
+            let options = catch_up::CatchUpOptions {
+                relationships,
+                writes: load.load(),
+                within,
+            };
+            println!("{}", catch_up::catch_up(&options, &setup).await?);
+            Ok(())
         }
         Command::NoopServer { port } => noop::serve(SocketAddr::from(([127, 0, 0, 1], port))).await,
     }

@@ -140,6 +140,30 @@ impl Server {
     pub fn usage(&self) -> Usage {
         Usage::of(self.child.id())
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// The resident memory of process `pid` now (`VmRSS`), or 0 if it cannot be read.
+pub fn resident_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| status_kib(&status, "VmRSS:"))
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// The value in kiB of the `field` line of a `/proc/PID/status` page.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl Drop for Server {
@@ -168,14 +192,7 @@ impl Usage {
         let ticks: u64 =
             fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
         let status = std::fs::read_to_string(format!("{proc_dir}/status")).ok()?;
-        let peak_kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
+        let peak_kb = status_kib(&status, "VmHWM:")?;
         Some(Usage {
             cpu: clock_ticks(ticks),
             peak_rss_bytes: peak_kb * 1024,
