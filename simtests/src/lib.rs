@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use pemba_cluster::{GcSchedule, NodeBuilder, Replica, ReplicaConfig, StartedNode};
-use pemba_server::{Limits, Node, ServeOptions};
+use pemba_server::{Compute, Limits, Node, ServeOptions};
 use pemba_store::Datastore;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -263,6 +263,8 @@ async fn run_node(
         let _ = pemba_cluster::serve_peers(serving, SECRET, None, incoming, forever).await;
     });
     let mut node = Node::new(datastore, replica.clone(), Limits::default());
+    // The simulated runtime cannot wait for blocking threads: lookups run on their task.
+    node.compute = Compute::Inline;
     node.faults.ignore_consistency_tokens = broken == Broken::IgnoreTokens;
     let options = ServeOptions {
         preshared_keys: vec![workload::KEY.into()],

@@ -3,6 +3,7 @@
 //! server reflection.
 
 mod auth;
+mod compute;
 mod convert;
 mod cursor;
 mod health;
@@ -31,6 +32,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_server::HealthServer;
 
 pub use auth::PresharedKeys;
+pub use compute::Compute;
 #[cfg(feature = "fault-injection")]
 pub use node::Faults;
 pub use node::{Limits, Node};

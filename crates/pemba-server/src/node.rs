@@ -12,6 +12,7 @@ use pemba_types::Revision;
 use tokio::time::Instant;
 use tonic::Status;
 
+use crate::compute::Compute;
 use crate::status;
 use crate::token;
 
@@ -88,6 +89,8 @@ pub struct Node {
     pub datastore: Arc<Datastore>,
     pub replica: Arc<Replica>,
     pub limits: Limits,
+    /// Where lookups run (off the async workers, unless in the simulation).
+    pub compute: Compute,
     #[cfg(feature = "fault-injection")]
     pub faults: Faults,
 }
@@ -98,6 +101,7 @@ impl Node {
             datastore,
             replica,
             limits,
+            compute: Compute::default(),
             #[cfg(feature = "fault-injection")]
             faults: Faults::default(),
         }

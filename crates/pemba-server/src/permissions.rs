@@ -4,7 +4,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use pemba_engine::{
-    Engine, ExpandMode, ExpandNode, ExpandTree, FoundSubject, Permissionship, SetOperation,
+    Engine, EngineError, ExpandMode, ExpandNode, ExpandTree, FoundSubject, Permissionship,
+    SetOperation,
 };
 use pemba_proto::authzed::api::v1 as api;
 use pemba_proto::authzed::api::v1::permissions_service_server::PermissionsService;
@@ -119,6 +120,23 @@ fn limit_error(limit: u32, max: impl std::fmt::Display) -> Status {
 }
 
 impl Permissions {
+    /// Runs `lookup` on an engine over `snapshot` with `context`, where the node runs lookups
+    /// (off the async workers: see [`crate::Compute`]).
+    async fn lookup<T: Send + 'static>(
+        &self,
+        snapshot: pemba_store::Snapshot,
+        context: Map<String, Json>,
+        lookup: impl FnOnce(&Engine<'_, pemba_store::Snapshot>) -> Result<T, EngineError>
+            + Send
+            + 'static,
+    ) -> Result<T, Status> {
+        let work = move || {
+            let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
+            lookup(&engine)
+        };
+        self.node.compute.run(work).await?.map_err(status::engine)
+    }
+
     /// Commits one part of an import (atomically, as one log entry); `imported` relationships of
     /// the same import were committed before it.
     async fn import_part(
@@ -331,12 +349,13 @@ impl PermissionsService for Permissions {
             .await?;
         let permission = convert::permission("permission", &r.permission)?;
         let subject = convert::subject("subject", r.subject.as_ref())?;
-        let resource_type = &r.resource_object_type;
-        let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
-        let found = engine
-            .lookup_resources(resource_type, &permission, &subject)
-            .map_err(status::engine)?;
+        let resource_type = r.resource_object_type.clone();
         let revision = snapshot.revision();
+        let found = self
+            .lookup(snapshot, context, move |engine| {
+                engine.lookup_resources(&resource_type, &permission, &subject)
+            })
+            .await?;
         let limit = if r.optional_limit == 0 {
             usize::MAX
         } else {
@@ -375,18 +394,17 @@ impl PermissionsService for Permissions {
         let subject_relation = (!r.optional_subject_relation.is_empty())
             .then(|| convert::relation("optional_subject_relation", &r.optional_subject_relation))
             .transpose()?;
-        let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
-        let found = engine
-            .lookup_subjects(
-                &resource,
-                &permission,
-                &r.subject_object_type,
-                subject_relation.as_deref(),
-            )
-            .map_err(status::engine)?;
+        let subject_type = r.subject_object_type.clone();
+        let revision = snapshot.revision();
+        let found = self
+            .lookup(snapshot, context, move |engine| {
+                let relation = subject_relation.as_deref();
+                engine.lookup_subjects(&resource, &permission, &subject_type, relation)
+            })
+            .await?;
         let exclude_wildcards = r.wildcard_option
             == api::lookup_subjects_request::WildcardOption::ExcludeWildcards as i32;
-        let token = self.node.token(snapshot.revision());
+        let token = self.node.token(revision);
         let resolved = |f: &FoundSubject| api::ResolvedSubject {
             subject_object_id: f.subject_id.clone(),
             permissionship: lookup_permissionship_to_api(&f.permissionship) as i32,
