@@ -85,7 +85,9 @@ impl<B: LogBackend> NodeBuilder<B> {
             datastore.observe(observer);
         }
         if let Some(GcSchedule { window, interval }) = self.gc {
-            spawn_garbage_collection(datastore.clone(), window, interval);
+            // A log on disk goes with a datastore on disk: collect off the async workers.
+            let blocking = self.log.blocks();
+            spawn_garbage_collection(datastore.clone(), window, interval, blocking);
         }
         let replica = Replica::start(
             self.config,

@@ -594,7 +594,17 @@ impl Datastore {
             return Ok(state.horizon);
         }
         let horizon_time = state.time_at(horizon);
-        let versions = state.index.collect_garbage(horizon, horizon_time);
+        // Every version that ended by `horizon` and after the previous collection ended in one
+        // of these writes.
+        let ended: Vec<Arc<Relationship>> = state
+            .writes
+            .range(state.horizon + 1..=horizon)
+            .flat_map(|(_, (_, changes))| changes.iter())
+            .map(|change| match change {
+                Change::Touch(r) | Change::Delete(r) => r.clone(),
+            })
+            .collect();
+        let versions = state.index.collect_garbage(horizon, horizon_time, ended);
         state.horizon = horizon;
         state.epochs.collect_garbage(horizon);
         state.writes = state.writes.split_off(&(horizon + 1));

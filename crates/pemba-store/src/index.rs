@@ -5,7 +5,7 @@
 //! oldest kept version's relationship) and order or hash it by the fields they need.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -136,6 +136,9 @@ pub struct RelationshipIndex {
     /// Kept versions with a subject set and an expiration: while there are any, a subject set's
     /// reach can change with time alone (see [`Self::has_expiring_subject_sets`]).
     expiring_subject_sets: usize,
+    /// (expiration, key) of every kept version with an expiration, soonest first: garbage
+    /// collection finds the expired ones here instead of looking at every key.
+    expirations: BTreeSet<(SystemTime, ByResource)>,
 }
 
 /// How many of `versions` have a subject set and an expiration.
@@ -334,6 +337,9 @@ impl RelationshipIndex {
         let (_, key, versions) = entries.list.remove(found);
         entries.subject_sets -= usize::from(key.subject.relation.is_some());
         self.expiring_subject_sets -= count_expiring_subject_sets(&versions);
+        for at in versions.iter().filter_map(|v| v.relationship.expires_at) {
+            self.expirations.remove(&(at, ByResource(key.clone())));
+        }
         if entries.list.is_empty() {
             slot.remove();
         }
@@ -346,6 +352,9 @@ impl RelationshipIndex {
     fn insert(&mut self, versions: Versions) {
         let key = versions[0].relationship.clone();
         self.expiring_subject_sets += count_expiring_subject_sets(&versions);
+        for at in versions.iter().filter_map(|v| v.relationship.expires_at) {
+            self.expirations.insert((at, ByResource(key.clone())));
+        }
         let entries = self
             .by_relation
             .entry(Packed::resource_relation(&key.resource, &key.relation))
@@ -375,17 +384,35 @@ impl RelationshipIndex {
     /// before `horizon_time` (the horizon's time: reads at the horizon or later, whose times are
     /// no earlier, cannot see it); returns the changed keys with their remaining versions
     /// (`None`: the key is gone), for persistence.
+    ///
+    /// Looks only at the keys in `ended` and at those with a passed expiration, never at every
+    /// key. The caller names in `ended` every key written after the previous collection up to
+    /// `horizon` (a version ends in the write that replaces or deletes it; versions that ended
+    /// by the previous collection's horizon are gone already).
     pub fn collect_garbage(
         &mut self,
         horizon: Revision,
         horizon_time: SystemTime,
+        ended: impl IntoIterator<Item = Arc<Relationship>>,
     ) -> Vec<(RelationshipKey, Option<Vec<Version>>)> {
         let keep = |v: &Version| {
             v.deleted.is_none_or(|d| d > horizon) && !v.relationship.is_expired_at(horizon_time)
         };
-        let changed: Vec<(RelationshipKey, Option<Vec<Version>>)> = self
-            .by_resource
+        // Expired before `horizon_time`: sorted first, up to the earliest entry at that time.
+        let first_kept = (
+            horizon_time,
+            ByResource(probe(lowest_object(), "", lowest_subject())),
+        );
+        let later = self.expirations.split_off(&first_kept);
+        let expired = std::mem::replace(&mut self.expirations, later);
+        let candidates: BTreeSet<ByResource> = ended
+            .into_iter()
+            .map(ByResource)
+            .chain(expired.into_iter().map(|(_, key)| key))
+            .collect();
+        let changed: Vec<(RelationshipKey, Option<Vec<Version>>)> = candidates
             .iter()
+            .filter_map(|key| Some((key, self.by_resource.get(key)?)))
             .filter(|(_, versions)| !versions.iter().all(keep))
             .map(|(key, versions)| {
                 let remaining: Vec<Version> =
@@ -609,12 +636,16 @@ mod tests {
                 Change::Touch(Arc::new(rel("doc:one#viewer@user:sam"))),
             ],
         );
-        let changed = index.collect_garbage(1, SystemTime::UNIX_EPOCH);
+        let tom = Arc::new(rel("doc:one#viewer@user:tom"));
+        let sam = Arc::new(rel("doc:one#viewer@user:sam"));
+        // Written up to revision 1: tom.
+        let changed = index.collect_garbage(1, SystemTime::UNIX_EPOCH, [tom.clone()]);
         assert!(
             changed.is_empty(),
             "tom's version ended at 2, after the horizon"
         );
-        let changed = index.collect_garbage(2, SystemTime::UNIX_EPOCH);
+        // Written after 1, up to 2: tom and sam.
+        let changed = index.collect_garbage(2, SystemTime::UNIX_EPOCH, [tom, sam]);
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].1, None);
         assert_eq!(subjects(&index, at(2)), ["user:sam"]);

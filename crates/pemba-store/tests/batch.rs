@@ -2,6 +2,8 @@
 //! one revision each would: random command streams, applied both ways, compared command by
 //! command and revision by revision.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
@@ -10,23 +12,14 @@ use pemba_store::{
     UpdateOperation, WriteCommand,
 };
 use pemba_types::Relationship;
+use support::Draw;
 
 const SCHEMA: &str = "definition user {}\n\ndefinition document {\n    relation viewer: user\n    relation editor: user\n}\n";
 /// Drops `editor`: refused while an editor relationship exists.
 const NARROW_SCHEMA: &str =
     "definition user {}\n\ndefinition document {\n    relation viewer: user\n}\n";
 
-/// A small deterministic generator (xorshift), so a failing seed replays.
-struct Draw(u64);
-
 impl Draw {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }
