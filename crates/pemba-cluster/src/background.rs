@@ -107,12 +107,9 @@ async fn checkpoint_digests(replica: Weak<Replica>, every: Duration) {
     let mut last = 0;
     loop {
         sleep(every).await;
-        let Some(replica) = replica.upgrade() else {
+        let Some(replica) = Replica::running(&replica) else {
             return;
         };
-        if replica.stopped().is_some() {
-            return;
-        }
         let leads = replica.raft.metrics().borrow().state == ServerState::Leader;
         let Some((revision, digest)) = replica.datastore.digest() else {
             continue;
@@ -135,12 +132,9 @@ async fn keep_fresh(replica: Weak<Replica>) {
             return;
         };
         sleep_until(due).await;
-        let Some(replica) = replica.upgrade() else {
+        let Some(replica) = Replica::running(&replica) else {
             return;
         };
-        if replica.stopped().is_some() {
-            return;
-        }
         let deadline = Instant::now() + replica.freshness.bound() / 3;
         if let Err(e) = replica.read_index(deadline).await {
             tracing::debug!(error = %e, "renewing this node's confirmation");
@@ -181,12 +175,9 @@ const CLOCK_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// and read indexes), so the others elect a leader with a good clock and it steps down.
 async fn watch_clocks(replica: Weak<Replica>) {
     loop {
-        let Some(replica) = replica.upgrade() else {
+        let Some(replica) = Replica::running(&replica) else {
             return;
         };
-        if replica.stopped().is_some() {
-            return;
-        }
         let (voters, samples, at, own) = measure_clocks(&replica).await;
         let change = replica.clock_bound.record(at, own, &samples, voters);
         let skewed = replica.clock_bound.skewed();

@@ -28,12 +28,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) async fn raise_when_all_read(replica: Weak<Replica>) {
     loop {
         sleep(RAISE_CHECK_EVERY).await;
-        let Some(replica) = replica.upgrade() else {
+        let Some(replica) = Replica::running(&replica) else {
             return;
         };
-        if replica.stopped().is_some() {
-            return;
-        }
         let machine = &replica.state_machine;
         let (current, newest) = (machine.log_format(), machine.newest_format());
         if current >= newest {

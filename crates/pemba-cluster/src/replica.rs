@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use openraft::error::Fatal;
@@ -359,6 +359,12 @@ impl Replica {
     /// The fatal error this node's Raft stopped on, if it did.
     pub fn stopped(&self) -> Option<Fatal<NodeId>> {
         self.metrics().running_state.err()
+    }
+
+    /// The replica behind `replica` while it runs: `None` once it is dropped or its Raft
+    /// stopped, which ends the background loops that hold it weakly.
+    pub(crate) fn running(replica: &Weak<Replica>) -> Option<Arc<Replica>> {
+        replica.upgrade().filter(|r| r.stopped().is_none())
     }
 
     /// Fails if this node's Raft stopped (nothing may be answered from its frozen state) or its
