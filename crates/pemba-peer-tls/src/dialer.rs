@@ -27,23 +27,34 @@ impl TlsDialer {
 
     /// A channel to `addr`, connected now (for one-off clients such as `pemba cluster`).
     pub async fn connect(&self, addr: &str) -> Result<Channel, ClusterError> {
-        let tls = self.tls.clone();
-        let connector = tower::service_fn(move |uri: Uri| connect(tls.clone(), uri));
         peer_endpoint(addr)?
-            .connect_with_connector(connector)
+            .connect_with_connector(self.connector())
             .await
             .map_err(|source| ClusterError::Connect {
                 addr: addr.to_string(),
                 source,
             })
     }
+
+    /// Opens each (re)connection of a channel with the material current at that moment.
+    fn connector(
+        &self,
+    ) -> impl tower::Service<
+        Uri,
+        Response = TokioIo<TlsStream<TcpStream>>,
+        Error = ConnectError,
+        Future = impl Send,
+    > + Clone
+           + Send
+           + 'static {
+        let tls = self.tls.clone();
+        tower::service_fn(move |uri: Uri| connect(tls.clone(), uri))
+    }
 }
 
 impl Dialer for TlsDialer {
     fn channel(&self, addr: &str) -> Result<Channel, ClusterError> {
-        let tls = self.tls.clone();
-        let connector = tower::service_fn(move |uri: Uri| connect(tls.clone(), uri));
-        Ok(peer_endpoint(addr)?.connect_with_connector_lazy(connector))
+        Ok(peer_endpoint(addr)?.connect_with_connector_lazy(self.connector()))
     }
 }
 

@@ -10,10 +10,10 @@ use anyhow::{bail, Context};
 use clap::Args;
 use pemba_cluster::{GcSchedule, NodeBuilder, ReplicaConfig, StartedNode};
 use pemba_server::{Limits, Node, ServeOptions, TlsFiles};
-
-use crate::cluster_port::{ClusterTlsArgs, PeerSecurity};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
+
+use crate::cluster_port::{ClusterTlsArgs, PeerSecurity};
 
 /// How long a refused node keeps answering its peers before it exits.
 const REFUSAL_LINGER: Duration = Duration::from_secs(3);

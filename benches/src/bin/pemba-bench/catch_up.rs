@@ -163,8 +163,10 @@ pub async fn catch_up(options: &CatchUpOptions, setup: &Setup) -> anyhow::Result
 async fn digests_compared(learner_metrics: &str) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let matched = metric(learner_metrics, "pemba_raft_digest_matches_total").await;
-        let mismatched = metric(learner_metrics, "pemba_raft_digest_mismatches_total").await;
+        let counters = scrape(learner_metrics).await.unwrap_or_default();
+        let counter = |name: &str| counters.get(name).copied().unwrap_or(0.0);
+        let matched = counter("pemba_raft_digest_matches_total");
+        let mismatched = counter("pemba_raft_digest_mismatches_total");
         if mismatched > 0.0 {
             bail!("the learner's state digest differs from the leader's");
         }

@@ -116,9 +116,9 @@ async fn dispatch(command: ClientCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A gRPC error as `<code>: <message>`, e.g. `PermissionDenied: invalid preshared key: invalid token`.
-/// A failed call as the user sees it: the status code, its message and, for a call that never
-/// reached the server (a refused TLS certificate, say), the transport's causes.
+/// A gRPC error as `<code>: <message>`, e.g. `PermissionDenied: invalid preshared key: invalid
+/// token`; for a call that never reached the server (a refused TLS certificate, say), followed
+/// by the transport's causes.
 fn rpc_error(status: tonic::Status) -> anyhow::Error {
     let mut text = format!("{:?}: {}", status.code(), status.message());
     let mut cause = std::error::Error::source(&status);
