@@ -221,6 +221,8 @@ async fn run_node(
         election_timeout: Duration::from_millis(500),
         // Small, so that a node down for a second or two catches up by a snapshot.
         snapshot_every: 25,
+        // None kept beyond that: catching up by a snapshot stays common.
+        catch_up_entries: 0,
         clock_tick: CLOCK_TICK,
         max_staleness: MAX_STALENESS,
         max_clock_offset: MAX_CLOCK_OFFSET,

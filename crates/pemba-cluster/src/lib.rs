@@ -30,6 +30,7 @@ mod group_commit;
 mod identity;
 mod leader;
 mod log_format;
+mod log_purge;
 mod membership;
 mod network;
 mod node_builder;

@@ -24,8 +24,8 @@ use crate::error::ClusterError;
 use crate::freshness::Freshness;
 use crate::group_commit::{self, GroupCommit};
 use crate::identity::{Identity, IdentityRefusal, Standing};
-use crate::log_format;
 use crate::network::{PeerNetwork, Peers};
+use crate::{log_format, log_purge};
 
 /// Log entries per replication message. An entry is one client request (at most a few MiB; an
 /// import commits in parts of that size) or a group of them no heavier than about
@@ -53,6 +53,11 @@ pub struct ReplicaConfig {
     pub election_timeout: Duration,
     /// Log entries between snapshots.
     pub snapshot_every: u64,
+    /// How many entries before its newest snapshot the leader may keep for a follower that has
+    /// yet to receive them (one installing a snapshot, or behind), so that it goes on from the
+    /// log instead of needing another snapshot. Costs disk, not memory. 0 keeps no more than
+    /// any node keeps (see [`crate::log_purge`]).
+    pub catch_up_entries: u64,
     /// How far the log's time may lag the leader's clock before the leader appends a tick.
     /// Expirations take effect at most about this late (see [`pemba_raft::Request::Tick`]).
     pub clock_tick: Duration,
@@ -151,7 +156,8 @@ fn raft_config(config: &ReplicaConfig) -> Result<Config, ClusterError> {
         election_timeout_max: millis(config.election_timeout) * 2,
         install_snapshot_timeout: SNAPSHOT_PART_TIMEOUT_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every.max(1)),
-        max_in_snapshot_log_to_keep: config.snapshot_every.min(1000),
+        // The log is purged by `log_purge`, never by openraft's own rule.
+        max_in_snapshot_log_to_keep: u64::MAX,
         snapshot_max_chunk_size: 1024 * 1024,
         // With requests of at most a few MiB (imports commit in parts of that size), a
         // replication message stays well below the peers' message limit.
@@ -175,7 +181,11 @@ impl Replica {
     ) -> Result<Arc<Replica>, ClusterError> {
         let raft_config = raft_config(&config)?;
         let newest_format = config.newest_log_format.min(NEWEST_LOG_FORMAT);
-        let state_machine = StateMachine::reading_formats_up_to(datastore.clone(), newest_format)?;
+        let mut state_machine =
+            StateMachine::reading_formats_up_to(datastore.clone(), newest_format)?;
+        if log.blocks() {
+            state_machine = state_machine.snapshots_on_threads();
+        }
         let log = LogStore::new(log).map_err(ClusterError::Log)?;
         let log_syncs = log.sync_count();
         #[cfg(feature = "fault-injection")]
@@ -231,6 +241,11 @@ impl Replica {
             .set_cluster_id_source(Arc::downgrade(&replica));
         background::spawn_all(&replica, config.clock_tick, config.digest_every);
         tokio::spawn(log_format::raise_when_all_read(Arc::downgrade(&replica)));
+        tokio::spawn(log_purge::purge(
+            Arc::downgrade(&replica),
+            config.snapshot_every.min(1000),
+            config.catch_up_entries,
+        ));
         tokio::spawn(group_commit::run(
             Arc::downgrade(&replica),
             queue,

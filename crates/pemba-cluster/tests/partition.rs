@@ -179,6 +179,7 @@ async fn three_replicas() -> (BTreeMap<u64, Arc<Replica>>, Cuts) {
             heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(300),
             snapshot_every: 1000,
+            catch_up_entries: 100_000,
             clock_tick: Duration::from_secs(1),
             max_staleness: MAX_STALENESS,
             max_clock_offset: Duration::from_millis(500),

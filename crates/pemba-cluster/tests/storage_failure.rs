@@ -24,6 +24,7 @@ async fn a_node_whose_log_cannot_be_written_stops_serving_and_says_why() {
         heartbeat_interval: Duration::from_millis(50),
         election_timeout: Duration::from_millis(150),
         snapshot_every: 1000,
+        catch_up_entries: 100_000,
         clock_tick: Duration::from_secs(1),
         max_staleness: Duration::from_secs(2),
         max_clock_offset: Duration::from_millis(500),

@@ -230,6 +230,90 @@ pub fn decode_from<T: DeserializeOwned, R: std::io::Read>(
     }
 }
 
+/// Reads one value of a format from a stream piece by piece, so that a large value (a snapshot)
+/// never has to be in memory whole.
+///
+/// The pieces, read in order, must be what serde serializes the value as: a struct's fields in
+/// declaration order, a sequence or map as its length ([`PieceReader::length`]) then its
+/// elements (a map's as key, value pairs). Read so, the bytes are those [`decode`] reads as the
+/// whole value; a reader that takes the pieces in another order misreads them, which the golden
+/// fixture of the value, read both ways, catches.
+pub struct PieceReader<R> {
+    format: Format,
+    version: u8,
+    input: R,
+}
+
+impl<R: std::io::Read> PieceReader<R> {
+    /// Reads and checks `format`'s header from `input` (see [`header`]).
+    pub fn open(format: Format, mut input: R) -> Result<Self, CodecError> {
+        let mut head = [0u8; HEADER_LEN];
+        let mut read = 0;
+        while read < HEADER_LEN {
+            match input.read(&mut head[read..]) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(CodecError::Io { format, source }),
+            }
+        }
+        let (version, _) = header(format, &head[..read])?;
+        Ok(PieceReader {
+            format,
+            version,
+            input,
+        })
+    }
+
+    /// The format version the value is in.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The next piece, as a `T`.
+    pub fn read<T: DeserializeOwned>(&mut self) -> Result<T, CodecError> {
+        bincode::serde::decode_from_std_read(&mut self.input, bincode::config::standard()).map_err(
+            |source| CodecError::Malformed {
+                format: self.format,
+                version: self.version,
+                source,
+            },
+        )
+    }
+
+    /// The next piece as the length of a sequence or map.
+    pub fn length(&mut self) -> Result<u64, CodecError> {
+        self.read::<u64>()
+    }
+
+    /// Checks that the value ended with the last piece read: no byte is left over.
+    pub fn finish(mut self) -> Result<(), CodecError> {
+        let mut rest = [0u8; 64];
+        let mut extra = 0;
+        loop {
+            match self.input.read(&mut rest) {
+                Ok(0) => break,
+                Ok(n) => extra += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(CodecError::Io {
+                        format: self.format,
+                        source,
+                    })
+                }
+            }
+        }
+        match extra {
+            0 => Ok(()),
+            extra => Err(CodecError::TrailingBytes {
+                format: self.format,
+                version: self.version,
+                extra,
+            }),
+        }
+    }
+}
+
 /// Reads `bytes` as `format`: the header must name it in a version this build reads, and the
 /// body must decode to a `T` with no byte left over.
 pub fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, CodecError> {
@@ -324,6 +408,49 @@ mod tests {
         ));
         let error = decode_from::<Sample, _>(Format::WriteRecord, &mut bytes.as_slice());
         assert!(matches!(error, Err(CodecError::WrongFormat { .. })));
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Nested {
+        head: u64,
+        lists: Vec<Vec<Sample>>,
+        names: std::collections::BTreeMap<String, u32>,
+    }
+
+    #[test]
+    fn a_value_read_piece_by_piece_is_the_value_decoded_whole() {
+        let value = Nested {
+            head: 300,
+            lists: vec![vec![sample(), sample()], vec![], vec![sample()]],
+            names: [("a".to_string(), 1), ("b".to_string(), 70_000)].into(),
+        };
+        let bytes = encode(Format::Snapshot, &value).unwrap();
+        let mut pieces = PieceReader::open(Format::Snapshot, bytes.as_slice()).unwrap();
+        let head: u64 = pieces.read().unwrap();
+        let mut lists = Vec::new();
+        for _ in 0..pieces.length().unwrap() {
+            lists.push(pieces.read::<Vec<Sample>>().unwrap());
+        }
+        let names = pieces.read().unwrap();
+        pieces.finish().unwrap();
+        assert_eq!(Nested { head, lists, names }, value);
+
+        let mut pieces = PieceReader::open(Format::Snapshot, bytes.as_slice()).unwrap();
+        let _: u64 = pieces.read().unwrap();
+        let e = pieces.finish().unwrap_err();
+        assert!(matches!(e, CodecError::TrailingBytes { .. }), "{e}");
+        let e = PieceReader::open(Format::Vote, bytes.as_slice())
+            .err()
+            .unwrap();
+        assert!(matches!(e, CodecError::WrongFormat { .. }), "{e}");
+        let e = PieceReader::open(Format::Snapshot, &bytes[..2])
+            .err()
+            .unwrap();
+        assert!(matches!(e, CodecError::Truncated { len: 2, .. }), "{e}");
+        let mut short = PieceReader::open(Format::Snapshot, &bytes[..6]).unwrap();
+        let _: u64 = short.read().unwrap();
+        let e = short.read::<Vec<Sample>>().unwrap_err();
+        assert!(matches!(e, CodecError::Malformed { .. }), "{e}");
     }
 
     #[test]

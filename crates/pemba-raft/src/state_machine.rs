@@ -26,7 +26,7 @@ use openraft::{
 use parking_lot::Mutex;
 use pemba_codec::{decode, encode, CodecError, Format};
 use pemba_store::{
-    Datastore, PersistenceError, Recovered, SidecarUpdate, StateDigest, WriteCommand, WriteError,
+    Datastore, ImageError, PersistenceError, SidecarUpdate, StateDigest, WriteCommand, WriteError,
     WriteRefusal,
 };
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,12 @@ pub enum StateMachineError {
     Persistence(#[from] PersistenceError),
     #[error("state machine data: {0}")]
     Codec(#[from] CodecError),
+    /// The blocking thread building or installing a snapshot stopped before its end.
+    #[error("the thread building or installing a snapshot stopped: {0}")]
+    Thread(tokio::task::JoinError),
+    /// A snapshot could not be received: it is unreadable, or storing it failed.
+    #[error("snapshot: {0}")]
+    Image(#[from] ImageError),
     /// The datastore refused an entry that carries no write (its revision is not newer than
     /// the head): the log and the datastore disagree.
     #[error("log entry {index} could not be applied: {source}")]
@@ -225,6 +231,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct StateMachine {
     shared: Arc<Shared>,
+    /// Whether building and installing snapshots (seconds of CPU and disk at millions of
+    /// relationships) runs on a blocking thread rather than on the task that asks for it.
+    on_threads: bool,
 }
 
 impl StateMachine {
@@ -259,7 +268,31 @@ impl StateMachine {
                 digests: Mutex::new(DigestChecks::default()),
                 divergence: OnceLock::new(),
             }),
+            on_threads: false,
         })
+    }
+
+    /// Builds and installs snapshots on blocking threads, off the async workers (for a
+    /// datastore on disk; the simulation's runtime cannot wait for threads).
+    pub fn snapshots_on_threads(self) -> Self {
+        StateMachine {
+            on_threads: true,
+            ..self
+        }
+    }
+
+    /// Runs `work` on a blocking thread if [`Self::snapshots_on_threads`], else here.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(StateMachine) -> Result<T, StateMachineError> + Send + 'static,
+    ) -> Result<T, StateMachineError> {
+        if !self.on_threads {
+            return work(self.clone());
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(this))
+            .await
+            .map_err(StateMachineError::Thread)?
     }
 
     /// The cluster's log format, as applied here.
@@ -466,9 +499,11 @@ impl StateMachine {
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
         data: SnapshotBytes,
     ) -> Result<(), StateMachineError> {
-        let mut reader = std::io::BufReader::new(data.reader());
-        let image: Recovered = pemba_codec::decode_from(Format::Snapshot, &mut reader)?;
-        let restored = Applied::from_sidecar(&image.sidecar)?;
+        // Locked in the order applying an entry locks them: the record, then the datastore.
+        let mut applied = self.shared.applied.lock();
+        let reader = std::io::BufReader::new(data.reader());
+        let install = self.shared.datastore.receive(reader)?;
+        let restored = Applied::from_sidecar(install.sidecar())?;
         let snapshot_index = meta.last_log_id.map_or(0, |l| l.index);
         readable(
             restored.log_format,
@@ -482,8 +517,7 @@ impl StateMachine {
                 names: meta.last_log_id,
             });
         }
-        let mut applied = self.shared.applied.lock();
-        self.shared.datastore.install(image)?;
+        install.commit()?;
         if let Some(id) = &restored.cluster_id {
             let _ = self.shared.cluster_id.set(id.clone());
         }
@@ -538,7 +572,8 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        self.build()
+        self.run(|this| this.build())
+            .await
             .map_err(|e| StorageError::from(StorageIOError::<NodeId>::write_snapshot(None, &e)))
     }
 }
@@ -660,7 +695,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
         snapshot: Box<SnapshotBytes>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.install_image(meta, *snapshot).map_err(|e| {
+        let owned = meta.clone();
+        let installed = self.run(move |this| this.install_image(&owned, *snapshot));
+        installed.await.map_err(|e| {
             StorageIOError::<NodeId>::write_snapshot(Some(meta.signature()), &e).into()
         })
     }

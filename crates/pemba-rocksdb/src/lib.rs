@@ -1,8 +1,11 @@
 //! [`Persistence`] over RocksDB.
 //!
 //! Column families:
-//! - `versions`: relationship key → every version of it (in `pemba_codec`'s format), the MVCC
-//!   state;
+//! - `versions` and `versions_alt`: relationship key → every version of it (in `pemba_codec`'s
+//!   format), the MVCC state. One of the two is live (`meta`'s `versions_family` names it,
+//!   `versions` if unset); the other stages a replacement (a snapshot being installed) and is
+//!   empty otherwise. A replacement is committed by one batch that names the staged family
+//!   live, so a crash during an install finds the old state whole;
 //! - `writes`: revision (big-endian) → the write's time and changes, for Watch after a restart;
 //! - `schemas`: revision (big-endian) → schema text;
 //! - `meta`: `head` and `horizon` revisions;
@@ -31,17 +34,39 @@ use rocksdb::{
 };
 
 const VERSIONS: &str = "versions";
+const VERSIONS_ALT: &str = "versions_alt";
 const WRITES: &str = "writes";
 const SCHEMAS: &str = "schemas";
 const META: &str = "meta";
 const SIDECAR: &str = "sidecar";
 const RAFT_LOG: &str = "raft_log";
 const RAFT_META: &str = "raft_meta";
-const FAMILIES: [&str; 7] = [
-    VERSIONS, WRITES, SCHEMAS, META, SIDECAR, RAFT_LOG, RAFT_META,
+const FAMILIES: [&str; 8] = [
+    VERSIONS,
+    VERSIONS_ALT,
+    WRITES,
+    SCHEMAS,
+    META,
+    SIDECAR,
+    RAFT_LOG,
+    RAFT_META,
 ];
 const HEAD: &[u8] = b"head";
 const HORIZON: &[u8] = b"horizon";
+/// Which of [`VERSIONS`] and [`VERSIONS_ALT`] is live.
+const VERSIONS_FAMILY: &[u8] = b"versions_family";
+
+/// Above every relationship key: keys are UTF-8 text joined by NUL, and no UTF-8 byte is 0xFF.
+const PAST_EVERY_KEY: &[u8] = &[0xFF];
+
+/// The family of version lists that is not `live`.
+fn other_versions(live: &'static str) -> &'static str {
+    if live == VERSIONS {
+        VERSIONS_ALT
+    } else {
+        VERSIONS
+    }
+}
 
 fn error(operation: &'static str, e: rocksdb::Error) -> PersistenceError {
     PersistenceError::storage(operation, e)
@@ -73,6 +98,8 @@ fn revision_from(bytes: &[u8]) -> Result<Revision, PersistenceError> {
 /// A RocksDB database holding a datastore's state.
 pub struct RocksPersistence {
     db: Arc<DB>,
+    /// The family of version lists in use: [`VERSIONS`] or [`VERSIONS_ALT`].
+    live: &'static str,
 }
 
 /// Opens (or creates) the database in `path`: the datastore's persistence and the Raft log over
@@ -86,7 +113,14 @@ pub fn open(path: &Path) -> Result<(RocksPersistence, RocksLog), PersistenceErro
         DB::open_cf_descriptors(&options, path, families)
             .map_err(|e| error("opening RocksDB", e))?,
     );
-    Ok((RocksPersistence { db: db.clone() }, RocksLog { db }))
+    let mut persistence = RocksPersistence {
+        db: db.clone(),
+        live: VERSIONS,
+    };
+    persistence.live = persistence.live_versions()?;
+    // What an install cut short by a crash staged, or the lists a committed one left behind.
+    persistence.clear(other_versions(persistence.live))?;
+    Ok((persistence, RocksLog { db }))
 }
 
 impl RocksPersistence {
@@ -95,6 +129,32 @@ impl RocksPersistence {
             what: name,
             detail: "(a column family) is missing",
         })
+    }
+
+    /// The family of version lists `meta` names live.
+    fn live_versions(&self) -> Result<&'static str, PersistenceError> {
+        let named = self
+            .db
+            .get_cf(self.family(META)?, VERSIONS_FAMILY)
+            .map_err(|e| error("reading meta", e))?;
+        match named.as_deref() {
+            None => Ok(VERSIONS),
+            Some(name) if name == VERSIONS.as_bytes() => Ok(VERSIONS),
+            Some(name) if name == VERSIONS_ALT.as_bytes() => Ok(VERSIONS_ALT),
+            Some(_) => Err(PersistenceError::Corrupt {
+                what: "the live versions family",
+                detail: "names no family of version lists",
+            }),
+        }
+    }
+
+    /// Deletes every version list in `family` (not synced: it holds nothing live).
+    fn clear(&self, family: &'static str) -> Result<(), PersistenceError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.family(family)?, &b""[..], PAST_EVERY_KEY);
+        self.db
+            .write(batch)
+            .map_err(|e| error("clearing staged version lists", e))
     }
 
     fn read_revision(&self, name: &[u8]) -> Result<Revision, PersistenceError> {
@@ -128,7 +188,7 @@ impl Persistence for RocksPersistence {
         };
         for item in self
             .db
-            .iterator_cf(self.family(VERSIONS)?, IteratorMode::Start)
+            .iterator_cf(self.family(self.live)?, IteratorMode::Start)
         {
             let (_, value) = item.map_err(|e| error("reading versions", e))?;
             recovered
@@ -172,7 +232,7 @@ impl Persistence for RocksPersistence {
         durability: Durability,
     ) -> Result<(), PersistenceError> {
         let mut batch = WriteBatch::default();
-        let versions = self.family(VERSIONS)?;
+        let versions = self.family(self.live)?;
         for (key, list) in &write.versions {
             if list.is_empty() {
                 batch.delete_cf(versions, key_bytes(key));
@@ -218,7 +278,7 @@ impl Persistence for RocksPersistence {
 
     fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError> {
         let mut batch = WriteBatch::default();
-        let versions = self.family(VERSIONS)?;
+        let versions = self.family(self.live)?;
         for (key, remaining) in &collected.versions {
             match remaining {
                 Some(list) => {
@@ -235,20 +295,32 @@ impl Persistence for RocksPersistence {
             .map_err(|e| error("collecting garbage", e))
     }
 
-    fn replace(&mut self, image: &Recovered) -> Result<(), PersistenceError> {
+    fn begin_replacement(&mut self) -> Result<(), PersistenceError> {
+        self.clear(other_versions(self.live))
+    }
+
+    fn stage_versions(&mut self, lists: &[Vec<Version>]) -> Result<(), PersistenceError> {
         let mut batch = WriteBatch::default();
-        for name in [VERSIONS, WRITES, SCHEMAS, META, SIDECAR] {
+        let staged = self.family(other_versions(self.live))?;
+        for list in lists {
+            if let Some(first) = list.first() {
+                let key = pemba_store::key_of(&first.relationship);
+                batch.put_cf(staged, key_bytes(&key), encode(Format::Versions, list)?);
+            }
+        }
+        self.db
+            .write(batch)
+            .map_err(|e| error("staging version lists", e))
+    }
+
+    fn commit_replacement(&mut self, image: &Recovered) -> Result<(), PersistenceError> {
+        self.stage_versions(&image.versions)?;
+        let mut batch = WriteBatch::default();
+        for name in [WRITES, SCHEMAS, SIDECAR] {
             let family = self.family(name)?;
             for item in self.db.iterator_cf(family, IteratorMode::Start) {
                 let (key, _) = item.map_err(|e| error("reading for replacement", e))?;
                 batch.delete_cf(family, key);
-            }
-        }
-        let versions = self.family(VERSIONS)?;
-        for list in &image.versions {
-            if let Some(first) = list.first() {
-                let key = pemba_store::key_of(&first.relationship);
-                batch.put_cf(versions, key_bytes(&key), encode(Format::Versions, list)?);
             }
         }
         for write in &image.writes {
@@ -268,9 +340,15 @@ impl Persistence for RocksPersistence {
         for (key, value) in &image.sidecar {
             batch.put_cf(self.family(SIDECAR)?, key, value);
         }
-        batch.put_cf(self.family(META)?, HEAD, image.head.to_be_bytes());
-        batch.put_cf(self.family(META)?, HORIZON, image.horizon.to_be_bytes());
-        self.write_synced(batch)
+        let meta = self.family(META)?;
+        batch.put_cf(meta, HEAD, image.head.to_be_bytes());
+        batch.put_cf(meta, HORIZON, image.horizon.to_be_bytes());
+        let staged = other_versions(self.live);
+        batch.put_cf(meta, VERSIONS_FAMILY, staged.as_bytes());
+        // Synced: every staged part before it in the write-ahead log is durable with it.
+        self.write_synced(batch)?;
+        let replaced = std::mem::replace(&mut self.live, staged);
+        self.clear(replaced)
     }
 }
 

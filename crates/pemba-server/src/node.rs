@@ -269,6 +269,7 @@ mod tests {
             heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(150),
             snapshot_every: 1000,
+            catch_up_entries: 100_000,
             clock_tick: Duration::from_secs(1),
             max_staleness: Duration::from_secs(5),
             max_clock_offset: Duration::from_millis(500),

@@ -21,6 +21,10 @@ use crate::persistence::{
 };
 use crate::plan::{plan, Plan, EMPTY_SCHEMA};
 
+mod install;
+
+pub use install::Install;
+
 /// A schema as written and as compiled.
 #[derive(Debug)]
 pub struct SchemaVersion {
@@ -123,52 +127,128 @@ fn starts_epoch(changes: &[Change], schema: Option<&CompiledSchema>, schema_chan
 
 impl State {
     fn from_image(image: Recovered) -> Result<State, PersistenceError> {
-        let mut index = RelationshipIndex::default();
-        let restored: Vec<_> = image
-            .versions
-            .into_iter()
-            .filter_map(|versions| Some((key_of(&versions.first()?.relationship), versions)))
+        let mut builder = StateBuilder::default();
+        for versions in image.versions {
+            builder.add(versions);
+        }
+        for record in image.writes {
+            builder.add_write(record);
+        }
+        builder.finish(image.head, image.horizon, image.schemas, image.sidecar)
+    }
+
+    /// This state as an image, with `versions` as its version lists.
+    fn image(&self, versions: Vec<Vec<Version>>) -> Recovered {
+        Recovered {
+            head: self.head,
+            horizon: self.horizon,
+            versions,
+            schemas: self
+                .schemas
+                .iter()
+                .map(|(revision, schema)| (*revision, schema.text.clone()))
+                .collect(),
+            writes: self.write_records(),
+            sidecar: self.sidecar.clone(),
+        }
+    }
+
+    /// The log of writes as records (without version lists or sidecar updates), oldest first:
+    /// every revision that wrote or advanced the clock.
+    fn write_records(&self) -> Vec<AppliedWrite> {
+        let recorded: BTreeSet<Revision> = self
+            .writes
+            .keys()
+            .chain(self.clock.keys())
+            .copied()
             .collect();
-        index.install(&restored);
-        let mut schemas = BTreeMap::new();
-        for (revision, text) in image.schemas {
+        recorded
+            .into_iter()
+            .map(|revision| {
+                let write = self.writes.get(&revision);
+                AppliedWrite {
+                    revision,
+                    timestamp: self.time_at(revision),
+                    schema: self.schemas.get(&revision).map(|s| s.text.clone()),
+                    changes: write.map(|(_, c)| c.as_ref().clone()).unwrap_or_default(),
+                    versions: Vec::new(),
+                    is_write: write.is_some(),
+                    advances_clock: self.clock.contains_key(&revision),
+                    sidecar: Vec::new(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Builds a [`State`] from an image piece by piece (version lists first, then the log of
+/// writes), so that the image need not be in memory beside the state built from it.
+#[derive(Default)]
+struct StateBuilder {
+    index: RelationshipIndex,
+    writes: BTreeMap<Revision, (SystemTime, Arc<Vec<Change>>)>,
+    clock: BTreeMap<Revision, SystemTime>,
+}
+
+impl StateBuilder {
+    /// Adds one key's version list (an empty one adds nothing).
+    fn add(&mut self, versions: Vec<Version>) {
+        if let Some(first) = versions.first() {
+            let key = key_of(&first.relationship);
+            self.index.install(&[(key, versions)]);
+        }
+    }
+
+    /// Adds the next record of the log of writes (oldest first), after every version list:
+    /// its changes share their relationships with the index.
+    fn add_write(&mut self, record: AppliedWrite) {
+        if self
+            .clock
+            .values()
+            .next_back()
+            .is_none_or(|t| *t < record.timestamp)
+        {
+            self.clock.insert(record.revision, record.timestamp);
+        }
+        if record.is_write {
+            let changes = record
+                .changes
+                .into_iter()
+                .map(|change| self.index.share(change))
+                .collect();
+            self.writes
+                .insert(record.revision, (record.timestamp, Arc::new(changes)));
+        }
+    }
+
+    /// The state at `head`, history from `horizon`, with `schemas` (by the revision that wrote
+    /// them, oldest first) and `sidecar`, over what was added.
+    fn finish(
+        self,
+        head: Revision,
+        horizon: Revision,
+        schemas: Vec<(Revision, String)>,
+        sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<State, PersistenceError> {
+        let mut compiled_schemas = BTreeMap::new();
+        for (revision, text) in schemas {
             let compiled = pemba_schema::compile("schema", &text).map_err(|source| {
                 PersistenceError::StoredSchema {
                     revision,
                     source: Box::new(source),
                 }
             })?;
-            schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
-        }
-        let mut clock = BTreeMap::new();
-        let mut writes = BTreeMap::new();
-        for record in image.writes {
-            if clock
-                .values()
-                .next_back()
-                .is_none_or(|t| *t < record.timestamp)
-            {
-                clock.insert(record.revision, record.timestamp);
-            }
-            if record.is_write {
-                // The change log shares each relationship with the index, as it did before.
-                let changes = record
-                    .changes
-                    .into_iter()
-                    .map(|change| index.share(change))
-                    .collect();
-                writes.insert(record.revision, (record.timestamp, Arc::new(changes)));
-            }
+            compiled_schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
         }
         let mut state = State {
-            index,
-            head: image.head,
-            horizon: image.horizon,
-            schemas,
-            writes,
-            clock,
-            sidecar: image.sidecar,
-            epochs: Epochs::starting_at(image.head),
+            index: self.index,
+            head,
+            horizon,
+            schemas: compiled_schemas,
+            writes: self.writes,
+            clock: self.clock,
+            sidecar,
+            epochs: Epochs::starting_at(head),
             closures: Arc::default(),
             digests: Digests::default(),
         };
@@ -181,7 +261,9 @@ impl State {
         state.digests.record(state.head);
         Ok(state)
     }
+}
 
+impl State {
     /// Installs version lists applied at a revision whose time is `time`, keeping the digest.
     fn install_versions(&mut self, versions: &[(RelationshipKey, Vec<Version>)], time: SystemTime) {
         self.digests.advance_time(time);
@@ -273,51 +355,7 @@ impl Datastore {
     pub fn export(&self) -> Recovered {
         let _writers = self.persistence.lock();
         let state = self.state.read();
-        let recorded: BTreeSet<Revision> = state
-            .writes
-            .keys()
-            .chain(state.clock.keys())
-            .copied()
-            .collect();
-        Recovered {
-            head: state.head,
-            horizon: state.horizon,
-            versions: state.index.all_versions(),
-            schemas: state
-                .schemas
-                .iter()
-                .map(|(revision, schema)| (*revision, schema.text.clone()))
-                .collect(),
-            writes: recorded
-                .into_iter()
-                .map(|revision| {
-                    let write = state.writes.get(&revision);
-                    AppliedWrite {
-                        revision,
-                        timestamp: state.time_at(revision),
-                        schema: state.schemas.get(&revision).map(|s| s.text.clone()),
-                        changes: write.map(|(_, c)| c.as_ref().clone()).unwrap_or_default(),
-                        versions: Vec::new(),
-                        is_write: write.is_some(),
-                        advances_clock: state.clock.contains_key(&revision),
-                        sidecar: Vec::new(),
-                    }
-                })
-                .collect(),
-            sidecar: state.sidecar.clone(),
-        }
-    }
-
-    /// Replaces the whole datastore with `image` (from [`Datastore::export`] on another replica),
-    /// durably, then makes it visible.
-    pub fn install(&self, image: Recovered) -> Result<(), PersistenceError> {
-        let mut persistence = self.persistence.lock();
-        persistence.replace(&image)?;
-        let replacement = State::from_image(image)?;
-        let head = replacement.head;
-        *self.state.write() = replacement;
-        self.head.send_replace(head);
-        Ok(())
+        state.image(state.index.all_versions())
     }
 
     /// Makes every applied entry durable (see [`Datastore::apply_entry`]).

@@ -11,19 +11,22 @@ mod digest;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 mod filter;
+mod image;
 mod index;
 mod packed;
 mod persistence;
 mod plan;
 mod refusal;
 mod schema_change;
+pub mod testing;
 
 pub use command::{UpdateOperation, WriteCommand, WriteError, WriteResult};
 pub use datastore::{
-    Datastore, Observer, Outcome, ReadError, SchemaVersion, Snapshot, SnapshotRead,
+    Datastore, Install, Observer, Outcome, ReadError, SchemaVersion, Snapshot, SnapshotRead,
 };
 pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
+pub use image::ImageError;
 pub use index::{key_of, Change, RelationshipKey, Version};
 pub use persistence::{
     AppliedWrite, Collected, Durability, MemoryPersistence, Persistence, PersistenceError,

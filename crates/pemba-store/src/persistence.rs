@@ -148,9 +148,20 @@ pub trait Persistence: Send {
     /// Makes a garbage collection durable. Need not be synced: losing it only keeps history longer.
     fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError>;
 
-    /// Replaces everything stored with `image`, atomically: after a crash either the old state
-    /// or the whole image is found. It must be fsynced before this returns.
-    fn replace(&mut self, image: &Recovered) -> Result<(), PersistenceError>;
+    /// Starts replacing everything stored (a replication snapshot's install): forgets what an
+    /// unfinished replacement staged. Until [`Persistence::commit_replacement`] what is stored
+    /// stays as it was, for reads, writes and a crash alike.
+    fn begin_replacement(&mut self) -> Result<(), PersistenceError>;
+
+    /// Stages version lists of the replacement begun last, each non-empty and of a key no other
+    /// staged list has. Staging need not be durable: it is written in parts, so the whole
+    /// replacement is never in memory.
+    fn stage_versions(&mut self, lists: &[Vec<Version>]) -> Result<(), PersistenceError>;
+
+    /// Replaces everything stored with the staged version lists and `image` (whose own version
+    /// lists are staged first), atomically: after a crash either the old state or the whole
+    /// replacement is found. It must be fsynced before this returns.
+    fn commit_replacement(&mut self, image: &Recovered) -> Result<(), PersistenceError>;
 }
 
 /// Keeps everything in memory: for tests and simulations. Clones share one "disk", so a store
@@ -182,6 +193,8 @@ struct Disk {
     writes: Vec<AppliedWrite>,
     sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
     replacements: u64,
+    /// The version lists of a replacement not yet committed.
+    staged: BTreeMap<RelationshipKey, Vec<Version>>,
 }
 
 impl Persistence for MemoryPersistence {
@@ -247,26 +260,36 @@ impl Persistence for MemoryPersistence {
         Ok(())
     }
 
-    fn replace(&mut self, image: &Recovered) -> Result<(), PersistenceError> {
+    fn begin_replacement(&mut self) -> Result<(), PersistenceError> {
+        self.disk.lock().staged.clear();
+        Ok(())
+    }
+
+    fn stage_versions(&mut self, lists: &[Vec<Version>]) -> Result<(), PersistenceError> {
+        let mut disk = self.disk.lock();
+        for list in lists {
+            if let Some(first) = list.first() {
+                let key = crate::index::key_of(&first.relationship);
+                disk.staged.insert(key, list.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_replacement(&mut self, image: &Recovered) -> Result<(), PersistenceError> {
+        self.stage_versions(&image.versions)?;
         let mut disk = self.disk.lock();
         let replacements = disk.replacements + 1;
+        let versions = std::mem::take(&mut disk.staged);
         *disk = Disk {
             head: image.head,
             horizon: image.horizon,
-            versions: image
-                .versions
-                .iter()
-                .filter_map(|list| {
-                    Some((
-                        crate::index::key_of(&list.first()?.relationship),
-                        list.clone(),
-                    ))
-                })
-                .collect(),
+            versions,
             schemas: image.schemas.clone(),
             writes: image.writes.clone(),
             sidecar: image.sidecar.clone(),
             replacements,
+            staged: BTreeMap::new(),
         };
         Ok(())
     }

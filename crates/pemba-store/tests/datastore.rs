@@ -437,6 +437,13 @@ fn replicated_entries_consume_their_revision_and_keep_the_sidecar() {
     assert_eq!(reopened.sidecar().get(b"applied".as_slice()).unwrap(), b"4");
 }
 
+/// Installs `image` into `store` as a replication snapshot carries it: encoded, received, committed.
+fn install(store: &Datastore, image: &pemba_store::Recovered) {
+    let encoded = pemba_codec::encode(pemba_codec::Format::Snapshot, image).expect("encodes");
+    let received = store.receive(encoded.as_slice()).expect("received");
+    received.commit().expect("installed");
+}
+
 #[test]
 fn an_exported_image_installs_as_an_identical_datastore() {
     let (store, _) = open_with_schema();
@@ -458,7 +465,14 @@ fn an_exported_image_installs_as_an_identical_datastore() {
     other
         .apply(2, at(2), &touch(&["document:z#viewer@user:zed"]))
         .unwrap();
-    other.install(image.clone()).unwrap();
+    let encoded = pemba_codec::encode(pemba_codec::Format::Snapshot, &image).unwrap();
+    let received = other.receive(encoded.as_slice()).unwrap();
+    assert_eq!(received.head(), 3);
+    assert_eq!(received.sidecar().get(&b"k"[..]), Some(&b"v".to_vec()));
+    // Until committed, the datastore is as it was.
+    drop(received);
+    assert_eq!(viewers(&other, 2), ["document:z#viewer@user:zed"]);
+    install(&other, &image);
     assert_eq!(other.export(), image);
     assert_eq!(viewers(&other, 2), ["document:a#viewer@user:tom"]);
     assert_eq!(viewers(&other, 3).len(), 2);
@@ -535,7 +549,7 @@ fn a_revision_judges_expirations_at_its_own_time_everywhere() {
     // After a restart, and on a replica that installed an image, every revision keeps its time.
     let reopened = Datastore::open(Box::new(disk)).unwrap();
     let replica = Datastore::open(Box::new(MemoryPersistence::default())).unwrap();
-    replica.install(store.export()).unwrap();
+    install(&replica, &store.export());
     for other in [&reopened, &replica] {
         let theirs: Vec<u64> = (1..=5).map(|r| seconds_of(other, r)).collect();
         assert_eq!(theirs, times);

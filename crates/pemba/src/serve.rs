@@ -97,6 +97,12 @@ pub struct ServeArgs {
     /// Log entries between snapshots (the log before a snapshot is then purged).
     #[arg(long, default_value_t = 10_000)]
     snapshot_every: u64,
+    /// Log entries before its newest snapshot the leader keeps for a follower that has yet to
+    /// receive them (one installing a snapshot, or behind), so that it catches up from the log
+    /// instead of needing another snapshot. Costs disk only; a follower behind by more needs a
+    /// snapshot.
+    #[arg(long, default_value_t = 100_000)]
+    catch_up_entries: u64,
     /// How far the log's time may lag the leader's clock before the leader records its time in
     /// the log. Reads at a revision judge expirations at the revision's recorded time, so
     /// expiring relationships disappear at most this plus --max-clock-offset late, on every
@@ -262,6 +268,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         heartbeat_interval: args.heartbeat_interval,
         election_timeout: args.election_timeout,
         snapshot_every: args.snapshot_every,
+        catch_up_entries: args.catch_up_entries,
         clock_tick: args.clock_tick,
         max_staleness: args.max_staleness,
         max_clock_offset: args.max_clock_offset,

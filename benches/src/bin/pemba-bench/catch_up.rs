@@ -135,11 +135,13 @@ pub async fn catch_up(options: &CatchUpOptions, setup: &Setup) -> anyhow::Result
     let digests = digests_compared(&learner.metrics).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let learner_final = resident_bytes(learner.server.pid());
+    let installed = metric(&learner.metrics, "pemba_raft_snapshots_installed_total").await;
     let learner_peak = learner.server.usage().peak_rss_bytes;
     let (p99_before, p99_during) = (before.quantile_ms(0.99), during.quantile_ms(0.99));
     Ok(format!(
         "Learner catch-up, {} relationships (imported in {:.0?}): the learner applied the \
-         leader's index {goal:.0} {:.1?} after `pemba cluster add`. Learner RSS: peak {:.0} MiB, \
+         leader's index {goal:.0} {:.1?} after `pemba cluster add`, having installed \
+         {installed:.0} snapshot(s). Learner RSS: peak {:.0} MiB, \
          final {:.0} MiB (peak - final {:.0} MiB). Leader RSS: {:.0} MiB before, at most {:.0} \
          MiB during (+{:.0} MiB). Single writes ({} clients): p99 {p99_before:.1} ms before, \
          {p99_during:.1} ms from the add on ({:.1}x), {} errors. Digests: {digests}.",
