@@ -1,29 +1,33 @@
 //! The datastore: relationships and schemas by revision, writes applied atomically and made
 //! durable before they are visible, and consistent snapshots for reads.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
-use pemba_engine::{ClosureCache, DirectRelationships, RelationshipSnapshot, SnapshotError};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use pemba_schema::CompiledSchema;
-use pemba_types::{ObjectRef, Relationship, Revision, SubjectRef};
+use pemba_types::{Relationship, Revision};
 use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::command::{WriteCommand, WriteError, WriteResult};
-use crate::digest::{Digests, StateDigest};
-use crate::filter::RelationshipFilter;
-use crate::index::{key_of, Change, ReadAt, RelationshipIndex, RelationshipKey, Version};
+use crate::digest::StateDigest;
+use crate::index::{Change, ReadAt};
 use crate::persistence::{
     AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, SidecarUpdate,
 };
-use crate::plan::{plan, Plan, EMPTY_SCHEMA};
+use crate::plan::{plan, Plan};
 
+mod epochs;
 mod install;
+mod snapshot;
+mod state;
 
+use epochs::starts_epoch;
 pub use install::Install;
+pub use snapshot::{Snapshot, SnapshotRead};
+use state::State;
 
 /// A schema as written and as compiled.
 #[derive(Debug)]
@@ -48,261 +52,6 @@ pub enum ReadError {
     },
     #[error("revision {revision} is newer than this datastore's head ({head})")]
     RevisionNotYetAvailable { revision: Revision, head: Revision },
-}
-
-struct State {
-    index: RelationshipIndex,
-    head: Revision,
-    horizon: Revision,
-    schemas: BTreeMap<Revision, Arc<SchemaVersion>>,
-    /// Writes newer than `horizon`: their time and changes (for Watch and garbage collection).
-    writes: BTreeMap<Revision, (SystemTime, Arc<Vec<Change>>)>,
-    /// The revisions from `horizon` on at which time advanced, with their times: a revision's
-    /// time is that of the newest entry at or before it (the Unix epoch before any). Reads at a
-    /// revision judge expirations at its time, so every replica answers a revision alike.
-    clock: BTreeMap<Revision, SystemTime>,
-    /// The layer above's key-values, durable with each write (see [`SidecarUpdate`]).
-    sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Where the check path's flattened subject sets stay valid (see [`Epochs`]).
-    epochs: Epochs,
-    /// Flattened subject sets of the newest epoch; a state installed whole starts a new cache.
-    closures: Arc<ClosureCache>,
-    /// The running digest, and those of the newest revisions (see [`crate::digest`]).
-    digests: Digests,
-}
-
-/// The revisions that start a new epoch of flattened subject sets: those that changed a
-/// relationship with a subject set, or the schema. Known exactly from `tracked_since` (the head
-/// this state was built at) on; reads at older revisions have no epoch. (Reads get no epoch
-/// either while a subject set with an expiration is kept: its reach changes with time alone.)
-#[derive(Debug, Default)]
-struct Epochs {
-    tracked_since: Revision,
-    /// Ascending, all after `tracked_since`.
-    starts: Vec<Revision>,
-}
-
-impl Epochs {
-    fn starting_at(head: Revision) -> Epochs {
-        Epochs {
-            tracked_since: head,
-            starts: Vec::new(),
-        }
-    }
-
-    /// The epoch of revision `at`: its first revision.
-    fn of(&self, at: Revision) -> Option<Revision> {
-        if at < self.tracked_since {
-            return None;
-        }
-        let before = self.starts.partition_point(|start| *start <= at);
-        Some(
-            before
-                .checked_sub(1)
-                .map_or(self.tracked_since, |i| self.starts[i]),
-        )
-    }
-
-    /// Forgets epochs that start before `horizon` but the one `horizon` is in.
-    fn collect_garbage(&mut self, horizon: Revision) {
-        if let Some(epoch) = self.of(horizon) {
-            self.starts.retain(|start| *start > epoch);
-            self.tracked_since = epoch;
-        }
-    }
-}
-
-/// True if a write of `changes` under `schema` (or of a new schema) starts a new epoch of
-/// flattened subject sets: a closure only follows subject sets out of usersets that are
-/// themselves subject sets (`group#member` when a relation admits `group#member`), so only a
-/// change there can change one.
-fn starts_epoch(changes: &[Change], schema: Option<&CompiledSchema>, schema_changed: bool) -> bool {
-    schema_changed
-        || changes.iter().any(|change| {
-            let r = change.relationship();
-            r.subject.relation.is_some()
-                && schema.is_none_or(|s| s.admits_subject_set(&r.resource.object_type, &r.relation))
-        })
-}
-
-impl State {
-    fn from_image(image: Recovered) -> Result<State, PersistenceError> {
-        let mut builder = StateBuilder::default();
-        for versions in image.versions {
-            builder.add(versions);
-        }
-        for record in image.writes {
-            builder.add_write(record);
-        }
-        builder.finish(image.head, image.horizon, image.schemas, image.sidecar)
-    }
-
-    /// This state as an image, with `versions` as its version lists.
-    fn image(&self, versions: Vec<Vec<Version>>) -> Recovered {
-        Recovered {
-            head: self.head,
-            horizon: self.horizon,
-            versions,
-            schemas: self
-                .schemas
-                .iter()
-                .map(|(revision, schema)| (*revision, schema.text.clone()))
-                .collect(),
-            writes: self.write_records(),
-            sidecar: self.sidecar.clone(),
-        }
-    }
-
-    /// The log of writes as records (without version lists or sidecar updates), oldest first:
-    /// every revision that wrote or advanced the clock.
-    fn write_records(&self) -> Vec<AppliedWrite> {
-        let recorded: BTreeSet<Revision> = self
-            .writes
-            .keys()
-            .chain(self.clock.keys())
-            .copied()
-            .collect();
-        recorded
-            .into_iter()
-            .map(|revision| {
-                let write = self.writes.get(&revision);
-                AppliedWrite {
-                    revision,
-                    timestamp: self.time_at(revision),
-                    schema: self.schemas.get(&revision).map(|s| s.text.clone()),
-                    changes: write.map(|(_, c)| c.as_ref().clone()).unwrap_or_default(),
-                    versions: Vec::new(),
-                    is_write: write.is_some(),
-                    advances_clock: self.clock.contains_key(&revision),
-                    sidecar: Vec::new(),
-                }
-            })
-            .collect()
-    }
-}
-
-/// Builds a [`State`] from an image piece by piece (version lists first, then the log of
-/// writes), so that the image need not be in memory beside the state built from it.
-#[derive(Default)]
-struct StateBuilder {
-    index: RelationshipIndex,
-    writes: BTreeMap<Revision, (SystemTime, Arc<Vec<Change>>)>,
-    clock: BTreeMap<Revision, SystemTime>,
-}
-
-impl StateBuilder {
-    /// Adds one key's version list (an empty one adds nothing).
-    fn add(&mut self, versions: Vec<Version>) {
-        if let Some(first) = versions.first() {
-            let key = key_of(&first.relationship);
-            self.index.install(&[(key, versions)]);
-        }
-    }
-
-    /// Adds the next record of the log of writes (oldest first), after every version list:
-    /// its changes share their relationships with the index.
-    fn add_write(&mut self, record: AppliedWrite) {
-        if self
-            .clock
-            .values()
-            .next_back()
-            .is_none_or(|t| *t < record.timestamp)
-        {
-            self.clock.insert(record.revision, record.timestamp);
-        }
-        if record.is_write {
-            let changes = record
-                .changes
-                .into_iter()
-                .map(|change| self.index.share(change))
-                .collect();
-            self.writes
-                .insert(record.revision, (record.timestamp, Arc::new(changes)));
-        }
-    }
-
-    /// The state at `head`, history from `horizon`, with `schemas` (by the revision that wrote
-    /// them, oldest first) and `sidecar`, over what was added.
-    fn finish(
-        self,
-        head: Revision,
-        horizon: Revision,
-        schemas: Vec<(Revision, String)>,
-        sidecar: BTreeMap<Vec<u8>, Vec<u8>>,
-    ) -> Result<State, PersistenceError> {
-        let mut compiled_schemas = BTreeMap::new();
-        for (revision, text) in schemas {
-            let compiled = pemba_schema::compile("schema", &text).map_err(|source| {
-                PersistenceError::StoredSchema {
-                    revision,
-                    source: Box::new(source),
-                }
-            })?;
-            compiled_schemas.insert(revision, Arc::new(SchemaVersion { text, compiled }));
-        }
-        let mut state = State {
-            index: self.index,
-            head,
-            horizon,
-            schemas: compiled_schemas,
-            writes: self.writes,
-            clock: self.clock,
-            sidecar,
-            epochs: Epochs::starting_at(head),
-            closures: Arc::default(),
-            digests: Digests::default(),
-        };
-        let time = state.time_at(state.head);
-        state.digests = Digests::of_state(state.index.version_lists(), time);
-        let schema = state.schema_at(state.head);
-        state
-            .digests
-            .set_schema(schema.as_ref().map(|s| s.text.as_str()));
-        state.digests.record(state.head);
-        Ok(state)
-    }
-}
-
-impl State {
-    /// Installs version lists applied at a revision whose time is `time`, keeping the digest.
-    fn install_versions(&mut self, versions: &[(RelationshipKey, Vec<Version>)], time: SystemTime) {
-        self.digests.advance_time(time);
-        for (key, new) in versions {
-            self.digests.replace(self.index.versions_of(key), new, time);
-        }
-        self.index.install(versions);
-    }
-
-    /// The time of revision `at`.
-    fn time_at(&self, at: Revision) -> SystemTime {
-        self.clock
-            .range(..=at)
-            .next_back()
-            .map_or(SystemTime::UNIX_EPOCH, |(_, time)| *time)
-    }
-
-    fn schema_at(&self, at: Revision) -> Option<Arc<SchemaVersion>> {
-        self.schemas
-            .range(..=at)
-            .next_back()
-            .map(|(_, s)| s.clone())
-    }
-
-    fn check_readable(&self, at: Revision) -> Result<(), ReadError> {
-        if at < self.horizon && !gc_horizon_ignored() {
-            return Err(ReadError::RevisionTooOld {
-                revision: at,
-                horizon: self.horizon,
-            });
-        }
-        if at > self.head {
-            return Err(ReadError::RevisionNotYetAvailable {
-                revision: at,
-                head: self.head,
-            });
-        }
-        Ok(())
-    }
 }
 
 /// A datastore's sizes and revisions.
@@ -558,7 +307,7 @@ impl Datastore {
         let current = state.schema_at(revision);
         let current = current.as_ref().map(|s| &s.compiled);
         if starts_epoch(&write.changes, current, schema.is_some()) {
-            state.epochs.starts.push(revision);
+            state.epochs.start(revision);
         }
         for update in write.sidecar {
             match update.value {
@@ -691,240 +440,6 @@ impl Origin {
             Origin::Direct => Durability::Synced,
             Origin::LogEntry => Durability::Deferred,
         }
-    }
-}
-
-/// A consistent view of the datastore at one revision and that revision's time, with the
-/// schema in force then. Relationships expired at its time are invisible to every read.
-#[derive(Clone)]
-pub struct Snapshot {
-    state: Arc<RwLock<State>>,
-    at: ReadAt,
-    schema: Option<Arc<SchemaVersion>>,
-    /// The state's closure cache and this revision's epoch in it, if it has one.
-    closures: Option<(Arc<ClosureCache>, Revision)>,
-}
-
-impl Snapshot {
-    pub fn revision(&self) -> Revision {
-        self.at.revision
-    }
-
-    /// The schema in force at this revision, if one was ever written.
-    pub fn schema(&self) -> Option<&Arc<SchemaVersion>> {
-        self.schema.as_ref()
-    }
-
-    /// The compiled schema, or an empty one if none was written.
-    pub fn compiled_schema(&self) -> &CompiledSchema {
-        self.schema
-            .as_ref()
-            .map(|s| &s.compiled)
-            .unwrap_or(&EMPTY_SCHEMA)
-    }
-
-    /// Up to `limit` live relationships matching `filter` (expired ones left out), in key order,
-    /// after `after` when given. Fails once garbage collection has passed this revision.
-    pub fn query(
-        &self,
-        filter: &RelationshipFilter,
-        after: Option<&RelationshipKey>,
-        limit: usize,
-    ) -> Result<Vec<Relationship>, SnapshotError> {
-        let state = self.state.read();
-        still_readable(&state, self.at.revision)?;
-        Ok(state.index.query(filter, self.at, after, limit))
-    }
-}
-
-impl Snapshot {
-    /// The snapshot with the datastore's state locked for reading until the result is dropped:
-    /// a request of many small reads (a check) locks once instead of once per read. Writes wait
-    /// for it, so it must not be held long, nor across an `await`.
-    pub fn read(&self) -> SnapshotRead<'_> {
-        SnapshotRead {
-            state: self.state.read(),
-            snapshot: self,
-        }
-    }
-}
-
-/// A [`Snapshot`] with the state read-locked; see [`Snapshot::read`].
-///
-/// Every read first checks that garbage collection has not passed the snapshot's revision since
-/// the snapshot was taken (a snapshot reads the shared, multi-versioned state, from which
-/// collection drops old versions): a collected revision fails, it never answers wrongly.
-pub struct SnapshotRead<'a> {
-    state: RwLockReadGuard<'a, State>,
-    snapshot: &'a Snapshot,
-}
-
-#[cfg(feature = "fault-injection")]
-use crate::faults::gc_horizon_ignored;
-
-/// Without deliberate bugs, the horizon is never ignored.
-#[cfg(not(feature = "fault-injection"))]
-fn gc_horizon_ignored() -> bool {
-    false
-}
-
-/// Whether the state still holds every version readable at `revision`.
-fn still_readable(state: &State, revision: Revision) -> Result<(), SnapshotError> {
-    match state.horizon <= revision || gc_horizon_ignored() {
-        true => Ok(()),
-        false => Err(SnapshotError::RevisionCollected {
-            revision,
-            horizon: state.horizon,
-        }),
-    }
-}
-
-impl SnapshotRead<'_> {
-    fn readable(&self) -> Result<(), SnapshotError> {
-        still_readable(&self.state, self.snapshot.at.revision)
-    }
-}
-
-impl RelationshipSnapshot for SnapshotRead<'_> {
-    fn subjects(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        self.readable()?;
-        Ok(self
-            .state
-            .index
-            .subjects(resource, relation, self.snapshot.at))
-    }
-
-    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        self.readable()?;
-        Ok(self
-            .state
-            .index
-            .resources_of(subject, self.snapshot.at, usize::MAX))
-    }
-
-    fn resources_of_at_most(
-        &self,
-        subject: &ObjectRef,
-        limit: usize,
-    ) -> Result<Option<Vec<Arc<Relationship>>>, SnapshotError> {
-        self.readable()?;
-        let found =
-            self.state
-                .index
-                .resources_of(subject, self.snapshot.at, limit.saturating_add(1));
-        Ok((found.len() <= limit).then_some(found))
-    }
-
-    fn relationship(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-        subject: &SubjectRef,
-    ) -> Result<Option<Arc<Relationship>>, SnapshotError> {
-        self.readable()?;
-        Ok(self
-            .state
-            .index
-            .live(resource, relation, subject, self.snapshot.at)
-            .cloned())
-    }
-
-    fn subject_sets(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        self.readable()?;
-        Ok(self
-            .state
-            .index
-            .subject_sets(resource, relation, self.snapshot.at))
-    }
-
-    fn direct(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-        exact: Option<&SubjectRef>,
-        wildcard: Option<&SubjectRef>,
-    ) -> Result<DirectRelationships, SnapshotError> {
-        self.readable()?;
-        Ok(self
-            .state
-            .index
-            .direct(resource, relation, exact, wildcard, self.snapshot.at))
-    }
-
-    fn time(&self) -> SystemTime {
-        self.snapshot.time()
-    }
-
-    fn closures(&self) -> Option<(&ClosureCache, Revision)> {
-        self.snapshot.closures()
-    }
-}
-
-/// Each read locks the state for itself; [`Snapshot::read`] locks once for many.
-impl RelationshipSnapshot for Snapshot {
-    fn subjects(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        self.read().subjects(resource, relation)
-    }
-
-    fn resources_of(&self, subject: &ObjectRef) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        self.read().resources_of(subject)
-    }
-
-    fn resources_of_at_most(
-        &self,
-        subject: &ObjectRef,
-        limit: usize,
-    ) -> Result<Option<Vec<Arc<Relationship>>>, SnapshotError> {
-        self.read().resources_of_at_most(subject, limit)
-    }
-
-    fn relationship(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-        subject: &SubjectRef,
-    ) -> Result<Option<Arc<Relationship>>, SnapshotError> {
-        self.read().relationship(resource, relation, subject)
-    }
-
-    fn subject_sets(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-    ) -> Result<Vec<Arc<Relationship>>, SnapshotError> {
-        self.read().subject_sets(resource, relation)
-    }
-
-    fn direct(
-        &self,
-        resource: &ObjectRef,
-        relation: &str,
-        exact: Option<&SubjectRef>,
-        wildcard: Option<&SubjectRef>,
-    ) -> Result<DirectRelationships, SnapshotError> {
-        self.read().direct(resource, relation, exact, wildcard)
-    }
-
-    fn time(&self) -> SystemTime {
-        self.at.time
-    }
-
-    fn closures(&self) -> Option<(&ClosureCache, Revision)> {
-        self.closures
-            .as_ref()
-            .map(|(cache, epoch)| (cache.as_ref(), *epoch))
     }
 }
 

@@ -146,7 +146,7 @@ fn a_committed_replacement_is_the_whole_state(reopen: Reopen) {
 }
 
 fn an_abandoned_replacement_leaves_the_state_as_it_was(reopen: Reopen) {
-    let mut storage = stored_then_staged(reopen, "document:abandoned#viewer@user:b");
+    let storage = stored_then_staged(reopen, "document:abandoned#viewer@user:b");
     // The process stops here, as a crash during an install stops it.
     drop(storage);
 

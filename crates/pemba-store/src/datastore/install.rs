@@ -8,7 +8,8 @@ use std::io::Read;
 use parking_lot::MutexGuard;
 use pemba_types::Revision;
 
-use super::{Datastore, State, StateBuilder};
+use super::state::{State, StateBuilder};
+use super::Datastore;
 use crate::image::{read_image, ImageError, ImageSink};
 use crate::index::Version;
 use crate::persistence::{AppliedWrite, Persistence, PersistenceError};
