@@ -3,6 +3,9 @@
 //! grouped log entry). `PEMBA_APPLY_ROUNDS=N` runs each way N times outside criterion, for
 //! instruction counts under `valgrind --tool=callgrind` (which repeat exactly).
 
+// criterion's macros define public functions without docs.
+#![allow(missing_docs)]
+
 use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

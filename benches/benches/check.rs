@@ -1,6 +1,9 @@
 //! In-process Check on the nested-group document-sharing dataset (100k relationships, groups
 //! nested five deep), through the datastore's multi-versioned index.
 
+// criterion's macros define public functions without docs.
+#![allow(missing_docs)]
+
 use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

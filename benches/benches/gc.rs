@@ -3,6 +3,9 @@
 //! them again, in turn. Collection looks only at the keys written since the previous one and at
 //! expired keys: its time should not grow with the datastore.
 
+// criterion's macros define public functions without docs.
+#![allow(missing_docs)]
+
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};

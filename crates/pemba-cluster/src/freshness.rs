@@ -32,6 +32,7 @@ pub struct Confirmation {
 pub struct Stale {
     /// How old the newest confirmation is, if there is one.
     pub age: Option<Duration>,
+    /// The staleness bound.
     pub bound: Duration,
     /// Why the last attempt to renew it failed, if one did.
     pub problem: Option<String>,

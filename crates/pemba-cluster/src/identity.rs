@@ -42,20 +42,34 @@ pub struct Founding {
 /// Why a node refuses to run. It exits, saying this.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IdentityRefusal {
+    /// This node lost its data, yet the cluster counts it as a voter.
     #[error("this node (id {node}) has empty storage, but cluster {cluster_id} lists node {node} as a voter (node {peer} says so): its data is lost. A node id must never come back with an empty data directory: remove it (`pemba cluster remove {node}`), then add this node back under a new id (`pemba cluster add <new id> <address>`, then `pemba cluster promote <new id>`)")]
     Wiped {
+        /// This node.
         node: NodeId,
+        /// The peer that knows it as a voter.
         peer: NodeId,
+        /// The cluster's id.
         cluster_id: String,
     },
+    /// Founding members were started with different member lists.
     #[error("--initial-members differ: this node has {ours}, node {peer} has {theirs}; start every founding member with the same list")]
     MembersDiffer {
+        /// The peer whose list differs.
         peer: NodeId,
+        /// This node's list.
         ours: String,
+        /// The peer's.
         theirs: String,
     },
+    /// A founding member refused to found the cluster.
     #[error("node {peer} refused to found the cluster: {reason}")]
-    FoundingRefused { peer: NodeId, reason: String },
+    FoundingRefused {
+        /// The member.
+        peer: NodeId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why this node refused a founding request.

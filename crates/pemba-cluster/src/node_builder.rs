@@ -17,7 +17,9 @@ use crate::replica::{Clock, Replica, ReplicaConfig};
 /// How old history is dropped: every `interval`, what is older than `window` in log time.
 #[derive(Debug, Clone, Copy)]
 pub struct GcSchedule {
+    /// How long history stays readable, in log time.
     pub window: Duration,
+    /// How often a collection runs.
     pub interval: Duration,
 }
 
@@ -35,7 +37,9 @@ pub struct NodeBuilder<B> {
 
 /// A started node's datastore and replica.
 pub struct StartedNode {
+    /// The node's datastore.
     pub datastore: Arc<Datastore>,
+    /// The node's replica.
     pub replica: Arc<Replica>,
 }
 

@@ -39,6 +39,7 @@ pub(crate) const PEER_MESSAGE_LIMIT: usize = 256 * 1024 * 1024;
 /// How a replica joins and runs its cluster.
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
+    /// This node's id, unique in the cluster and never reused.
     pub node_id: NodeId,
     /// The members (id → peer address) of a new cluster, and the peers a new node asks about
     /// its place (see [`crate::identity`]). The member with the lowest id founds the cluster
@@ -82,15 +83,23 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// Raft figures for metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplicaStatus {
+    /// The current Raft term.
     pub term: u64,
+    /// The leader this node knows of.
     pub leader_id: Option<NodeId>,
+    /// Whether this node leads.
     pub is_leader: bool,
+    /// The index of the last entry in this node's log.
     pub last_log_index: u64,
+    /// The index of the last entry applied (the revision served).
     pub applied_index: u64,
+    /// The last entry the newest snapshot covers.
     pub snapshot_index: u64,
     /// Entries each follower is behind the leader's log (reported by the leader only).
     pub replication_lag: Vec<(NodeId, u64)>,
+    /// Snapshots this node built since it started.
     pub snapshots_built: u64,
+    /// Snapshots this node received and installed since it started.
     pub snapshots_installed: u64,
     /// How old this node's newest confirmation by a leader's quorum is: the staleness of a read
     /// served now (none before the first).
@@ -105,9 +114,9 @@ pub struct ReplicaStatus {
     pub diverged: bool,
     /// Syncs (fsyncs) of this node's Raft log since it started.
     pub log_syncs: u64,
-    /// Log entries of client writes this node proposed as leader since it started, and the
-    /// writes in them (several per entry once writes are grouped).
+    /// Log entries of client writes this node proposed as leader since it started.
     pub write_groups: u64,
+    /// The writes in them (several per entry once writes are grouped).
     pub grouped_writes: u64,
     /// The cluster's log format as applied here.
     pub log_format: u32,

@@ -21,11 +21,15 @@ pub trait SenderCheck: Send + Sync + 'static {
 /// Why a connection may not speak for a member.
 #[derive(Debug, Error)]
 pub enum SenderRefusal {
+    /// The connection came without a client certificate.
     #[error("the connection presented no client certificate")]
     NoCertificate,
+    /// The certificate does not name the member's address.
     #[error("the client certificate does not name {addr}: {source}")]
     NotNamed {
+        /// The member's cluster address.
         addr: String,
+        /// Why the certificate does not name it.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 }

@@ -29,31 +29,59 @@ pub const BLESS: &str = "PEMBA_BLESS_GOLDEN";
 /// How a value and its fixture disagree.
 #[derive(Debug, Error)]
 pub enum GoldenError {
+    /// There is no fixture yet.
     #[error(
         "no fixture at {path}: write it with {BLESS}=1 once the encoding is meant to be what it is"
     )]
-    Missing { path: PathBuf },
+    Missing {
+        /// Where the fixture belongs.
+        path: PathBuf,
+    },
+    /// The fixture could not be read or written.
     #[error("reading or writing the fixture {path}: {source}")]
     Io {
+        /// The fixture's path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The fixture is not hex text.
     #[error("the fixture {path} is not hex: {detail}")]
-    NotHex { path: PathBuf, detail: &'static str },
+    NotHex {
+        /// The fixture's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: &'static str,
+    },
+    /// The fixture no longer decodes.
     #[error("the fixture {path} no longer decodes: {source}")]
-    Unreadable { path: PathBuf, source: CodecError },
+    Unreadable {
+        /// The fixture's path.
+        path: PathBuf,
+        /// Why it does not decode.
+        source: CodecError,
+    },
+    /// The fixture decodes to another value than the one expected.
     #[error("the fixture {path} decodes to\n  {decoded}\nnot to the expected\n  {expected}")]
     DecodesDifferently {
+        /// The fixture's path.
         path: PathBuf,
+        /// What it decodes to (`{:?}`).
         decoded: String,
+        /// What it should decode to (`{:?}`).
         expected: String,
     },
+    /// The value encodes to other bytes than the fixture holds.
     #[error("the value encodes differently from the fixture {path} (a format changed without a new version?):\n  fixture: {fixture}\n  now:     {now}")]
     EncodesDifferently {
+        /// The fixture's path.
         path: PathBuf,
+        /// The fixture's bytes, in hex.
         fixture: String,
+        /// The value's bytes now, in hex.
         now: String,
     },
+    /// The value could not be encoded.
     #[error("encoding the value: {0}")]
     Encode(CodecError),
 }

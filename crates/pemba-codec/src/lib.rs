@@ -21,6 +21,7 @@
 //! format's value encodes to (a field added, removed, reordered or retyped, an enum variant
 //! inserted) needs a new version, and the golden fixtures ([`golden`]) fail until it has one.
 
+/// Golden fixtures: encoded values checked into the repository that must still decode.
 pub mod golden;
 
 use std::fmt;
@@ -130,48 +131,86 @@ impl fmt::Display for Format {
     }
 }
 
-/// Why bytes could not be encoded or read back as a format.
+/// Why bytes could not be encoded or read back as a format. `format` is, in each, the format
+/// expected (or being written).
 #[derive(Debug, Error)]
 pub enum CodecError {
+    /// The bytes end before the header does.
     #[error("{format} is {len} bytes long, shorter than its {HEADER_LEN}-byte format header")]
-    Truncated { format: Format, len: usize },
+    Truncated {
+        /// The format expected.
+        format: Format,
+        /// How many bytes there are.
+        len: usize,
+    },
+    /// The bytes have no header: a build from before formats had versions wrote them.
     #[error("{format} has no format header: it was written by a Pemba build from before formats were versioned, which this build does not read")]
-    Unversioned { format: Format },
+    Unversioned {
+        /// The format expected.
+        format: Format,
+    },
+    /// The header names another format.
     #[error("expected {expected}, found bytes of another format (tag {found_tag})")]
-    WrongFormat { expected: Format, found_tag: u8 },
+    WrongFormat {
+        /// The format expected.
+        expected: Format,
+        /// The tag the header holds.
+        found_tag: u8,
+    },
+    /// The bytes are in a version newer than this build reads.
     #[error("{format} is in format version {found}, newer than this build reads (up to version {current}): it was written by a newer Pemba build")]
     TooNew {
+        /// The format expected.
         format: Format,
+        /// The version the header names.
         found: u8,
+        /// The newest version this build reads.
         current: u8,
     },
+    /// The bytes are in a version older than this build reads.
     #[error("{format} is in format version {found}, older than this build reads (from version {oldest})")]
     TooOld {
+        /// The format expected.
         format: Format,
+        /// The version the header names.
         found: u8,
+        /// The oldest version this build reads.
         oldest: u8,
     },
+    /// The value could not be encoded.
     #[error("{format} could not be encoded: {source}")]
     Encode {
+        /// The format being written.
         format: Format,
+        /// bincode's reason.
         source: bincode::error::EncodeError,
     },
+    /// The body does not decode as the format's value.
     #[error("{format} (format version {version}) is malformed: {source}")]
     Malformed {
+        /// The format expected.
         format: Format,
+        /// The version the header names.
         version: u8,
+        /// bincode's reason.
         source: bincode::error::DecodeError,
     },
+    /// Bytes are left over after the value.
     #[error("{format} (format version {version}) has {extra} unread bytes after its end")]
     TrailingBytes {
+        /// The format expected.
         format: Format,
+        /// The version the header names.
         version: u8,
+        /// How many bytes are left over.
         extra: usize,
     },
     /// The writer or reader of a streamed value failed.
     #[error("{format}: {source}")]
     Io {
+        /// The format being read or written.
         format: Format,
+        /// The I/O error.
         source: std::io::Error,
     },
 }

@@ -21,6 +21,7 @@ pub struct TlsDialer {
 }
 
 impl TlsDialer {
+    /// A dialer that connects with `tls`'s material as it is at each connection.
     pub fn new(tls: Arc<PeerTls>) -> TlsDialer {
         TlsDialer { tls }
     }

@@ -57,7 +57,9 @@ impl FileBytes {
 /// dialed.
 #[derive(Debug)]
 pub struct Material {
+    /// For the cluster port: requires and verifies a client certificate.
     pub server: Arc<ServerConfig>,
+    /// For dialing peers: presents this node's certificate.
     pub client: Arc<ClientConfig>,
 }
 

@@ -45,6 +45,7 @@ impl PeerTls {
         }))
     }
 
+    /// The files the material is read from.
     pub fn paths(&self) -> &TlsPaths {
         &self.paths
     }

@@ -10,6 +10,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::authzed::api::v1 as api;
 
+/// `o` as the API writes an object.
 pub fn object_to_api(o: &ObjectRef) -> api::ObjectReference {
     api::ObjectReference {
         object_type: o.object_type.clone(),
@@ -17,6 +18,7 @@ pub fn object_to_api(o: &ObjectRef) -> api::ObjectReference {
     }
 }
 
+/// `s` as the API writes a subject.
 pub fn subject_to_api(s: &SubjectRef) -> api::SubjectReference {
     api::SubjectReference {
         object: Some(object_to_api(&s.object)),
@@ -47,6 +49,7 @@ pub fn time_to_timestamp(t: SystemTime) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf `Struct` as a JSON object.
 pub fn struct_to_json(s: &prost_types::Struct) -> Map<String, Value> {
     s.fields
         .iter()
@@ -65,6 +68,7 @@ fn value_to_json(v: &prost_types::Value) -> Value {
     }
 }
 
+/// A JSON object as a protobuf `Struct`.
 pub fn json_to_struct(m: &Map<String, Value>) -> prost_types::Struct {
     prost_types::Struct {
         fields: m

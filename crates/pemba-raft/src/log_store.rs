@@ -31,6 +31,7 @@ pub enum LogBackendError {
     Storage {
         /// What was being done, in words.
         operation: &'static str,
+        /// The storage's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A stored value could not be read back, or a value could not be encoded.
@@ -43,7 +44,9 @@ pub enum LogBackendError {
     /// Stored data is not laid out as any Pemba build writes it.
     #[error("raft log storage: {what} is corrupt: {detail}")]
     Corrupt {
+        /// What is corrupt.
         what: &'static str,
+        /// How.
         detail: &'static str,
     },
 }
@@ -289,6 +292,7 @@ impl<B> Clone for LogStore<B> {
 pub struct SyncCount(Arc<AtomicU64>);
 
 impl SyncCount {
+    /// The syncs so far.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }

@@ -22,44 +22,65 @@ pub const GROUPED_WRITES_FORMAT: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Names the cluster. The first one applied wins; later ones change nothing.
-    InitCluster { cluster_id: String },
+    InitCluster {
+        /// The cluster's id, as its founder recorded it.
+        cluster_id: String,
+    },
     /// A datastore write, alone in its entry (what builds before [`Request::Writes`] proposed;
     /// applied as a group of one). `request_id` is unique per client request and is kept by
     /// every retry, so the state machine applies it at most once. `timestamp` is the leader's
     /// clock when it proposed the entry: the write's time on every replica.
     Write {
+        /// Kept by every retry of the request.
         request_id: String,
+        /// The leader's clock when it proposed the entry.
         timestamp: SystemTime,
+        /// The write.
         command: Box<WriteCommand>,
     },
     /// Advances the cluster's clock to the leader's `timestamp` (never backwards). Revisions
     /// take their time from the log, so every replica judges expirations alike at a revision;
     /// the leader appends a tick whenever the log's time would otherwise lag its clock.
-    Tick { timestamp: SystemTime },
+    Tick {
+        /// The leader's clock when it proposed the entry.
+        timestamp: SystemTime,
+    },
     /// The leader's digest of its state at `revision` (an earlier entry): every replica that
     /// remembers its own digest at `revision` compares them, and one that differs stops serving
     /// (see [`crate::Divergence`]). New variants go last: entries are stored.
-    Checkpoint { revision: u64, digest: StateDigest },
+    Checkpoint {
+        /// The revision the digest is of.
+        revision: u64,
+        /// The leader's digest of its state there.
+        digest: StateDigest,
+    },
     /// Concurrent datastore writes the leader groups into one entry, so they share one log
     /// append, one fsync and one round of replication. All of them take this entry's index as
     /// their revision and `timestamp` as their time; they are applied in order, each planned
     /// against the effects of those before it, and each has its own outcome (a refused one
     /// changes nothing; see `pemba_store::Datastore::apply_entry`).
     Writes {
+        /// The leader's clock when it proposed the entry: every write's time.
         timestamp: SystemTime,
+        /// The writes, in the order they are applied.
         writes: Vec<Proposal>,
     },
     /// Raises the cluster's log format to `version` (never lowers it): from the next entry on,
     /// the leader may append entries of that format. The leader appends it once every member
     /// said it reads `version`; a replica that does not stops rather than misread the log.
-    RaiseFormat { version: u32 },
+    RaiseFormat {
+        /// The format the log is raised to.
+        version: u32,
+    },
 }
 
 /// One client write in a [`Request::Writes`]: its command and the request id every retry of it
 /// keeps, so the state machine applies it at most once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
+    /// Kept by every retry of the request.
     pub request_id: String,
+    /// The write.
     pub command: WriteCommand,
 }
 

@@ -32,6 +32,7 @@ impl SnapshotBytes {
         self.len
     }
 
+    /// Whether the image has no bytes yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

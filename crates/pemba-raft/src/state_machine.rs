@@ -56,8 +56,10 @@ type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 /// stops the node's Raft: the replica must not go on from a state it could not make durable.
 #[derive(Debug, Error)]
 pub enum StateMachineError {
+    /// The datastore's storage failed.
     #[error("state machine storage: {0}")]
     Persistence(#[from] PersistenceError),
+    /// A record of the state machine's own could not be read or written.
     #[error("state machine data: {0}")]
     Codec(#[from] CodecError),
     /// The blocking thread building or installing a snapshot stopped before its end.
@@ -69,30 +71,46 @@ pub enum StateMachineError {
     /// The datastore refused an entry that carries no write (its revision is not newer than
     /// the head): the log and the datastore disagree.
     #[error("log entry {index} could not be applied: {source}")]
-    Unapplicable { index: u64, source: WriteError },
+    Unapplicable {
+        /// The entry's index.
+        index: u64,
+        /// Why the datastore refused it.
+        source: WriteError,
+    },
     /// The datastore stored an entry's write without deciding its outcome (it decides it before
     /// it stores anything: this is a bug, and stops the node rather than the process).
     #[error("log entry {index} was applied without an outcome")]
-    NoOutcome { index: u64 },
+    NoOutcome {
+        /// The entry's index.
+        index: u64,
+    },
     /// Stored state is not laid out as any Pemba build writes it.
     #[error("state machine storage: {what} is corrupt: {detail}")]
     Corrupt {
+        /// What is corrupt.
         what: &'static str,
+        /// How.
         detail: &'static str,
     },
     /// The log (an entry, or a snapshot's state) is of a newer format than this build reads:
     /// the node stops rather than misread it. Upgrade it to a build that reads `version`.
     #[error("log entry {index} is of log format {version}, newer than this build reads ({newest}): upgrade this node")]
     FormatTooNew {
+        /// The entry's index (a snapshot's: its last entry's).
         index: u64,
+        /// The format it is of.
         version: u32,
+        /// The newest format this build reads.
         newest: u32,
     },
     /// A snapshot's image does not hold the state its metadata names.
     #[error("snapshot {snapshot_id} holds state up to {holds:?}, not {names:?}")]
     SnapshotMismatch {
+        /// The snapshot's id.
         snapshot_id: String,
+        /// The last applied entry its image records.
         holds: Option<LogId<NodeId>>,
+        /// The last entry its metadata names.
         names: Option<LogId<NodeId>>,
     },
 }
@@ -102,8 +120,11 @@ pub enum StateMachineError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[error("at revision {revision} this replica's state digest is {ours}, the leader's {leaders} (compared at log entry {entry})")]
 pub struct Divergence {
+    /// The revision compared.
     pub revision: u64,
+    /// This replica's digest there.
     pub ours: StateDigest,
+    /// The leader's.
     pub leaders: StateDigest,
     /// The checkpoint entry that carried the leader's digest.
     pub entry: u64,
@@ -201,7 +222,9 @@ fn request_key(id: &str) -> Vec<u8> {
 /// How many snapshots this replica built and installed since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SnapshotCounts {
+    /// Snapshots built from this replica's state.
     pub built: u64,
+    /// Snapshots received from a leader and installed.
     pub installed: u64,
 }
 
@@ -310,6 +333,7 @@ impl StateMachine {
         self.shared.cluster_id.get().cloned()
     }
 
+    /// How many snapshots this replica built and installed since it started.
     pub fn snapshot_counts(&self) -> SnapshotCounts {
         *self.shared.counts.lock()
     }

@@ -12,6 +12,10 @@
 //! in `ast`) → `check` (SpiceDB's validation rules, then lowering to the model). `printer` goes
 //! back to text.
 
+// Not every public item is documented yet: `missing_docs` (see the workspace's lints) is
+// allowed here until it is.
+#![allow(missing_docs)]
+
 mod ast;
 mod check;
 mod error;

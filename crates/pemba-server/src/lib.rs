@@ -2,6 +2,10 @@
 //! Pemba's engine and datastore, with preshared-key authentication, optional TLS, gRPC health and
 //! server reflection.
 
+// Not every public item is documented yet: `missing_docs` (see the workspace's lints) is
+// allowed here until it is.
+#![allow(missing_docs)]
+
 mod auth;
 mod compute;
 mod convert;

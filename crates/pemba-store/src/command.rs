@@ -26,21 +26,33 @@ pub enum UpdateOperation {
 /// same command to the same state always has the same effect.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum WriteCommand {
+    /// WriteRelationships: creates, touches and deletes, if every precondition holds.
     Relationships {
+        /// Each relationship at most once.
         updates: Vec<(UpdateOperation, Relationship)>,
+        /// Checked against the state before the write.
         preconditions: Vec<Precondition>,
     },
+    /// DeleteRelationships: every relationship matching a filter, if every precondition holds.
     DeleteByFilter {
+        /// What to delete.
         filter: RelationshipFilter,
+        /// Checked against the state before the write.
         preconditions: Vec<Precondition>,
+        /// At most this many are deleted.
         limit: Option<u64>,
+        /// With more than `limit` matching: delete `limit` of them (else refuse).
         allow_partial: bool,
     },
     /// Bulk import: every relationship is created; any that exists fails the whole import.
     Import {
+        /// The relationships to create.
         relationships: Vec<Relationship>,
     },
+    /// WriteSchema: a new schema, if no stored relationship is left without its definition,
+    /// relation or allowed type.
     Schema {
+        /// The schema's text.
         text: String,
     },
 }
@@ -48,6 +60,7 @@ pub enum WriteCommand {
 /// What an applied write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteResult {
+    /// The revision the write was applied at.
     pub revision: Revision,
     /// Relationships removed (DeleteByFilter) or written (Import).
     pub count: u64,
@@ -58,25 +71,38 @@ pub struct WriteResult {
 /// Why a write was refused. A refused write changes nothing.
 #[derive(Debug, Error)]
 pub enum WriteError {
+    /// A relationship does not fit the schema.
     #[error(transparent)]
     InvalidRelationship(#[from] RelationshipError),
+    /// The same relationship is updated twice in one request.
     #[error("found more than one update with relationship `{0}` in this request; a relationship can only be specified in an update once per overall WriteRelationships request")]
     DuplicateUpdate(String),
+    /// CREATE of a relationship that exists.
     #[error("could not CREATE relationship `{0}`, as it already existed. If this is persistent, please switch to TOUCH operations or specify a precondition")]
     AlreadyExists(String),
+    /// A precondition does not hold.
     #[error("unable to satisfy write precondition: {}", describe_precondition(.0))]
     PreconditionFailed(Box<Precondition>),
+    /// More relationships match a delete than its limit, and partial deletion was not asked for.
     #[error(
         "found more than {0} relationships to be deleted and partial deletion was not requested"
     )]
     TooManyToDelete(u64),
+    /// The schema does not compile.
     #[error(transparent)]
     Schema(Box<SchemaError>),
     /// The new schema would leave stored relationships without a definition, relation or type.
     #[error(transparent)]
     SchemaOrphans(SchemaOrphan),
+    /// A log entry at a revision not newer than the head: the log and the datastore disagree.
     #[error("revision {revision} is not newer than the datastore's head {head}")]
-    RevisionNotNewer { revision: Revision, head: Revision },
+    RevisionNotNewer {
+        /// The revision the entry was to be applied at.
+        revision: Revision,
+        /// The datastore's head.
+        head: Revision,
+    },
+    /// Storage failed: the write is not made.
     #[error(transparent)]
     Persistence(#[from] PersistenceError),
 }

@@ -32,7 +32,9 @@ use state::State;
 /// A schema as written and as compiled.
 #[derive(Debug)]
 pub struct SchemaVersion {
+    /// As written.
     pub text: String,
+    /// As compiled.
     pub compiled: CompiledSchema,
 }
 
@@ -45,18 +47,28 @@ pub type Outcome = Result<WriteResult, WriteError>;
 /// Why a read cannot be served at the revision asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ReadError {
+    /// Garbage collection has dropped the revision's history.
     #[error("revision {revision} is older than the oldest revision kept ({horizon}); retry with a newer ZedToken or full consistency")]
     RevisionTooOld {
+        /// The revision asked for.
         revision: Revision,
+        /// The oldest revision kept.
         horizon: Revision,
     },
+    /// The datastore has not applied the revision yet.
     #[error("revision {revision} is newer than this datastore's head ({head})")]
-    RevisionNotYetAvailable { revision: Revision, head: Revision },
+    RevisionNotYetAvailable {
+        /// The revision asked for.
+        revision: Revision,
+        /// The newest revision applied.
+        head: Revision,
+    },
 }
 
 /// A datastore's sizes and revisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatastoreStats {
+    /// The newest revision applied.
     pub head: Revision,
     /// The oldest revision still readable.
     pub horizon: Revision,

@@ -23,6 +23,7 @@ use crate::packed::Packed;
 /// Identity of a relationship: resource, relation and subject (caveat and expiration are payload).
 pub type RelationshipKey = (ObjectRef, String, SubjectRef);
 
+/// `r`'s key.
 pub fn key_of(r: &Relationship) -> RelationshipKey {
     (r.resource.clone(), r.relation.clone(), r.subject.clone())
 }
@@ -39,13 +40,16 @@ fn cmp_to_key(a: &Relationship, key: &RelationshipKey) -> Ordering {
 /// One version of a relationship: alive from `created` (inclusive) to `deleted` (exclusive).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
+    /// The revision that wrote it.
     pub created: Revision,
+    /// The revision that deleted or replaced it, if one did.
     pub deleted: Option<Revision>,
     /// Shared: reads hand it out without copying it.
     pub relationship: Arc<Relationship>,
 }
 
 impl Version {
+    /// Whether it is the relationship's version at revision `at` (expiration aside).
     pub fn visible_at(&self, at: Revision) -> bool {
         self.created <= at && self.deleted.is_none_or(|d| d > at)
     }
@@ -75,6 +79,7 @@ pub enum Change {
 }
 
 impl Change {
+    /// The relationship touched or deleted.
     pub fn relationship(&self) -> &Relationship {
         match self {
             Change::Touch(r) | Change::Delete(r) => r,

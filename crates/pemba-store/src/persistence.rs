@@ -18,7 +18,9 @@ use crate::index::{Change, RelationshipKey, Version};
 /// Everything one applied write changed, as it must be made durable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedWrite {
+    /// The revision the write was applied at.
     pub revision: Revision,
+    /// The revision's time.
     pub timestamp: SystemTime,
     /// The new schema text, if the write changed the schema.
     pub schema: Option<String>,
@@ -42,7 +44,9 @@ pub struct AppliedWrite {
 /// A change to the sidecar: `value: None` deletes `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SidecarUpdate {
+    /// The key changed.
     pub key: Vec<u8>,
+    /// Its new value, or `None` to delete it.
     pub value: Option<Vec<u8>>,
 }
 
@@ -83,6 +87,7 @@ pub enum PersistenceError {
     Storage {
         /// What was being done, in words.
         operation: &'static str,
+        /// The storage's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A stored value could not be read back, or a value could not be encoded.
@@ -91,14 +96,18 @@ pub enum PersistenceError {
     /// Stored data is not laid out as any Pemba build writes it.
     #[error("stored data is corrupt: {what} {detail}")]
     Corrupt {
+        /// What is corrupt.
         what: &'static str,
+        /// How.
         detail: &'static str,
     },
     /// A stored schema no longer compiles (this build reads the schema language differently
     /// from the one that wrote it).
     #[error("the schema stored at revision {revision} does not compile: {source}")]
     StoredSchema {
+        /// The revision that wrote it.
         revision: Revision,
+        /// Why it does not compile.
         source: Box<SchemaError>,
     },
 }

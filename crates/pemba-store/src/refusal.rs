@@ -35,7 +35,9 @@ pub enum RefusalKind {
 /// A refused write: its kind and the message the client sees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteRefusal {
+    /// What kind of refusal (it decides the gRPC status).
     pub kind: RefusalKind,
+    /// What the client is told.
     pub message: String,
 }
 

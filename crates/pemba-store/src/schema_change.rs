@@ -8,22 +8,34 @@ use pemba_types::Relationship;
 /// messages, word for word); `example` is one such relationship.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaOrphan {
+    /// A removed relation still has relationships.
     #[error("cannot delete relation `{relation}` in object definition `{definition}`, as at least one relationship exists under it: {example}")]
     Relation {
+        /// The definition the relation was in.
         definition: String,
+        /// The relation removed.
         relation: String,
+        /// A relationship under it.
         example: Box<Relationship>,
     },
+    /// A subject type a relation no longer allows is still used by a relationship.
     #[error("cannot remove allowed type `{allowed}` from relation `{relation}` in object definition `{definition}`, as a relationship exists with it: {example}")]
     AllowedType {
+        /// The definition the relation is in.
         definition: String,
+        /// The relation.
         relation: String,
+        /// The subject type removed from what it allows.
         allowed: String,
+        /// A relationship with that subject type.
         example: Box<Relationship>,
     },
+    /// A removed definition still has relationships.
     #[error("cannot delete object definition `{definition}`, as at least one relationship exists under it: {example}")]
     Definition {
+        /// The definition removed.
         definition: String,
+        /// A relationship under it.
         example: Box<Relationship>,
     },
 }

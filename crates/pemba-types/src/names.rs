@@ -11,16 +11,21 @@ pub const MAX_OBJECT_ID_BYTES: usize = 1024;
 /// Why a name or id is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NameError {
+    /// An object type (definition name) not of SpiceDB's form.
     #[error("invalid object type '{0}': must match ^([a-z][a-z0-9_]{{1,61}}[a-z0-9]/)*[a-z][a-z0-9_]{{1,62}}[a-z0-9]$")]
     ObjectType(String),
+    /// A relation or permission name not of SpiceDB's form.
     #[error("invalid relation name '{0}': must match ^[a-z][a-z0-9_]{{1,62}}[a-z0-9]$")]
     Relation(String),
+    /// An object id with a character SpiceDB does not allow, or too long.
     #[error("invalid object id '{0}': must be 1 to 1024 characters of a-z A-Z 0-9 / _ | - = +")]
     ObjectId(String),
+    /// A subject id with a character SpiceDB does not allow (the wildcard aside), or too long.
     #[error(
         "invalid subject id '{0}': must be 1 to 1024 characters of a-z A-Z 0-9 / _ | - = +, or '*'"
     )]
     SubjectId(String),
+    /// A caveat name not of SpiceDB's form.
     #[error("invalid caveat name '{0}': must match ^[a-zA-Z0-9_][a-zA-Z0-9/_|-]{{0,127}}$")]
     Caveat(String),
 }

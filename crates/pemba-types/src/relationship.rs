@@ -18,11 +18,14 @@ pub const ELLIPSIS: &str = "...";
 /// A reference to one object: `type:id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectRef {
+    /// The object's type: a definition of the schema.
     pub object_type: String,
+    /// The object's id within its type.
     pub object_id: String,
 }
 
 impl ObjectRef {
+    /// `object_type:object_id`, unchecked (see [`ObjectRef::parse`]).
     pub fn new(object_type: impl Into<String>, object_id: impl Into<String>) -> Self {
         Self {
             object_type: object_type.into(),
@@ -51,11 +54,14 @@ impl fmt::Display for ObjectRef {
 /// relations (`group:eng#member`). `relation == None` is SpiceDB's ellipsis: the object itself.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SubjectRef {
+    /// The subject object.
     pub object: ObjectRef,
+    /// The relation whose subjects are meant, or `None` for the object itself.
     pub relation: Option<String>,
 }
 
 impl SubjectRef {
+    /// `object`, or its `relation`'s subjects, unchecked.
     pub fn new(object: ObjectRef, relation: Option<String>) -> Self {
         Self { object, relation }
     }
@@ -110,7 +116,9 @@ impl fmt::Display for SubjectRef {
 /// A caveat attached to a relationship: its name and the context written with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaveatRef {
+    /// The caveat's name in the schema.
     pub name: String,
+    /// The context written with the relationship (merged with a check's own).
     pub context: Map<String, Value>,
 }
 
@@ -133,10 +141,15 @@ impl<'de> Deserialize<'de> for CaveatRef {
 /// One relationship: `resource#relation@subject`, optionally caveated and/or expiring.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Relationship {
+    /// The object the relationship is on.
     pub resource: ObjectRef,
+    /// The resource's relation.
     pub relation: String,
+    /// Who (or which subject set) the relation holds for.
     pub subject: SubjectRef,
+    /// The condition the relationship holds under, if any.
     pub caveat: Option<CaveatRef>,
+    /// When the relationship stops holding, if ever.
     pub expires_at: Option<SystemTime>,
 }
 
@@ -276,22 +289,31 @@ impl fmt::Display for Relationship {
 /// Why a relationship, object or subject string does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
+    /// No `:` between an object's type and id.
     #[error("'{0}' is missing ':' between object type and object id")]
     MissingColon(String),
+    /// No `@` between the resource and the subject.
     #[error("'{0}' is missing '@' between resource and subject")]
     MissingAt(String),
+    /// No `#relation` after the resource.
     #[error("'{0}' is missing '#relation' after the resource")]
     MissingRelation(String),
+    /// A name or id is not acceptable.
     #[error(transparent)]
     Name(#[from] NameError),
+    /// A `[` is never closed.
     #[error("'{0}' has a '[' with no closing ']'")]
     UnclosedBracket(String),
+    /// Something other than a caveat then an expiration follows the subject.
     #[error("'{0}': expected at most one [caveat] followed by at most one [expiration:…]")]
     Trailer(String),
+    /// The caveat's name is not acceptable.
     #[error("invalid caveat name '{0}'")]
     CaveatName(String),
+    /// The caveat's context is not a JSON object (the caveat, the reason).
     #[error("caveat '{0}' context is not a JSON object: {1}")]
     CaveatContext(String, String),
+    /// The expiration is not an RFC 3339 time (the text, the reason).
     #[error("invalid expiration '{0}': {1} (expected RFC 3339, e.g. 2025-01-01T00:00:00Z)")]
     Expiration(String, String),
 }

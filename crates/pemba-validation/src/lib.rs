@@ -2,6 +2,10 @@
 //! integration suite do: assertions, expected subjects, and a cross-check that Check,
 //! LookupResources and LookupSubjects agree on every (resource, permission, subject) in the file.
 
+// Not every public item is documented yet: `missing_docs` (see the workspace's lints) is
+// allowed here until it is.
+#![allow(missing_docs)]
+
 mod consistency;
 mod file;
 mod membership;

@@ -26,6 +26,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The revision read.
     pub fn revision(&self) -> Revision {
         self.at.revision
     }
