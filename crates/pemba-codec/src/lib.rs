@@ -269,6 +269,43 @@ pub fn decode_from<T: DeserializeOwned, R: std::io::Read>(
     }
 }
 
+/// Writes one value of a format to a stream piece by piece, so that a large value (a snapshot)
+/// is never built in memory whole: the counterpart of [`PieceReader`], with the same rule for
+/// what the pieces are. Written so, the bytes are those [`encode`] gives for the whole value.
+pub struct PieceWriter<W> {
+    format: Format,
+    out: W,
+}
+
+impl<W: std::io::Write> PieceWriter<W> {
+    /// Writes `format`'s header (in its current version) to `out`.
+    pub fn open(format: Format, mut out: W) -> Result<Self, CodecError> {
+        out.write_all(&[MARK, format.tag(), format.current()])
+            .map_err(|source| CodecError::Io { format, source })?;
+        Ok(PieceWriter { format, out })
+    }
+
+    /// Writes the next piece.
+    pub fn write<T: Serialize + ?Sized>(&mut self, piece: &T) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(piece, &mut self.out, bincode::config::standard())
+            .map(|_| ())
+            .map_err(|source| CodecError::Encode {
+                format: self.format,
+                source,
+            })
+    }
+
+    /// Writes the length of a sequence or map, before its elements.
+    pub fn length(&mut self, length: u64) -> Result<(), CodecError> {
+        self.write(&length)
+    }
+
+    /// The stream written to.
+    pub fn finish(self) -> W {
+        self.out
+    }
+}
+
 /// Reads one value of a format from a stream piece by piece, so that a large value (a snapshot)
 /// never has to be in memory whole.
 ///
@@ -473,6 +510,15 @@ mod tests {
         let names = pieces.read().unwrap();
         pieces.finish().unwrap();
         assert_eq!(Nested { head, lists, names }, value);
+
+        let mut written = PieceWriter::open(Format::Snapshot, Vec::new()).unwrap();
+        written.write(&value.head).unwrap();
+        written.length(value.lists.len() as u64).unwrap();
+        for list in &value.lists {
+            written.write(list).unwrap();
+        }
+        written.write(&value.names).unwrap();
+        assert_eq!(written.finish(), bytes);
 
         let mut pieces = PieceReader::open(Format::Snapshot, bytes.as_slice()).unwrap();
         let _: u64 = pieces.read().unwrap();

@@ -19,14 +19,16 @@
 //! Raft log's syncs fsync the write-ahead log, which the datastore and the log share: each
 //! also makes every earlier [`Durability::Deferred`] write durable.
 
+mod image;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use pemba_codec::{decode, encode, Format};
 use pemba_raft::{LogBackend, LogBackendError};
 use pemba_store::{
-    AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, RelationshipKey,
-    Version,
+    AppliedWrite, Collected, Durability, ImageView, Persistence, PersistenceError, Recovered,
+    RelationshipKey, Version,
 };
 use pemba_types::Revision;
 use rocksdb::{
@@ -293,6 +295,10 @@ impl Persistence for RocksPersistence {
         self.db
             .write(batch)
             .map_err(|e| error("collecting garbage", e))
+    }
+
+    fn image(&self) -> Result<Box<dyn ImageView>, PersistenceError> {
+        image::take(self.db.clone(), self.live)
     }
 
     fn begin_replacement(&mut self) -> Result<(), PersistenceError> {

@@ -13,9 +13,11 @@ use tokio::sync::watch;
 
 use crate::command::{WriteCommand, WriteError, WriteResult};
 use crate::digest::StateDigest;
+use crate::image::ImageView;
 use crate::index::{Change, ReadAt};
 use crate::persistence::{
-    AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, SidecarUpdate,
+    AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, Sidecar,
+    SidecarUpdate,
 };
 use crate::plan::{plan, Plan};
 
@@ -117,6 +119,15 @@ impl Datastore {
         let _writers = self.persistence.lock();
         let state = self.state.read();
         state.image(state.index.all_versions())
+    }
+
+    /// A consistent image of the datastore at its head, as storage holds it, with the sidecar
+    /// of that moment. Writers wait only while the image is fixed, not while it is written out.
+    pub fn image(&self) -> Result<(Box<dyn ImageView>, Sidecar), PersistenceError> {
+        let persistence = self.persistence.lock();
+        let view = persistence.image()?;
+        let sidecar = self.state.read().sidecar.clone();
+        Ok((view, sidecar))
     }
 
     /// Makes every applied entry durable (see [`Datastore::apply_entry`]).

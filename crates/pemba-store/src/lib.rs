@@ -26,11 +26,11 @@ pub use datastore::{
 };
 pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
-pub use image::ImageError;
+pub use image::{write_image, ImageError, ImageSource, ImageView};
 pub use index::{key_of, Change, RelationshipKey, Version};
 pub use persistence::{
     AppliedWrite, Collected, Durability, MemoryPersistence, Persistence, PersistenceError,
-    Recovered, SidecarUpdate,
+    Recovered, Sidecar, SidecarUpdate,
 };
 pub use refusal::{RefusalKind, WriteRefusal};
 pub use schema_change::SchemaOrphan;

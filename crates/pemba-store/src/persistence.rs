@@ -13,6 +13,7 @@ use pemba_types::Revision;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::image::{ImageInMemory, ImageView};
 use crate::index::{Change, RelationshipKey, Version};
 
 /// Everything one applied write changed, as it must be made durable.
@@ -40,6 +41,9 @@ pub struct AppliedWrite {
     /// in the same atomic step as the write.
     pub sidecar: Vec<SidecarUpdate>,
 }
+
+/// The layer above's key-values, kept with the datastore (see [`AppliedWrite::sidecar`]).
+pub type Sidecar = BTreeMap<Vec<u8>, Vec<u8>>;
 
 /// A change to the sidecar: `value: None` deletes `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +161,10 @@ pub trait Persistence: Send {
     /// Makes a garbage collection durable. Need not be synced: losing it only keeps history longer.
     fn collect(&mut self, collected: &Collected) -> Result<(), PersistenceError>;
 
+    /// An image of everything stored now, fixed before this returns: writing it out may then
+    /// take long, and blocks nothing (a replication snapshot is built from it).
+    fn image(&self) -> Result<Box<dyn ImageView>, PersistenceError>;
+
     /// Starts replacing everything stored (a replication snapshot's install): forgets what an
     /// unfinished replacement staged. Until [`Persistence::commit_replacement`] what is stored
     /// stays as it was, for reads, writes and a crash alike.
@@ -206,17 +214,27 @@ struct Disk {
     staged: BTreeMap<RelationshipKey, Vec<Version>>,
 }
 
-impl Persistence for MemoryPersistence {
-    fn recover(&mut self) -> Result<Recovered, PersistenceError> {
+impl MemoryPersistence {
+    fn stored(&self) -> Recovered {
         let disk = self.disk.lock();
-        Ok(Recovered {
+        Recovered {
             head: disk.head,
             horizon: disk.horizon,
             versions: disk.versions.values().cloned().collect(),
             schemas: disk.schemas.clone(),
             writes: disk.writes.clone(),
             sidecar: disk.sidecar.clone(),
-        })
+        }
+    }
+}
+
+impl Persistence for MemoryPersistence {
+    fn recover(&mut self) -> Result<Recovered, PersistenceError> {
+        Ok(self.stored())
+    }
+
+    fn image(&self) -> Result<Box<dyn ImageView>, PersistenceError> {
+        Ok(Box::new(ImageInMemory(self.stored())))
     }
 
     fn persist(

@@ -21,6 +21,7 @@ pub fn persistence_suite(fresh: &dyn Fn() -> Box<dyn Fn() -> Box<dyn Persistence
     a_committed_replacement_is_the_whole_state(&*fresh());
     an_abandoned_replacement_leaves_the_state_as_it_was(&*fresh());
     replacements_in_a_row_each_replace_the_last(&*fresh());
+    an_image_is_what_was_stored_when_it_was_taken(&*fresh());
 }
 
 fn version(text: &str, created: Revision) -> Version {
@@ -63,7 +64,7 @@ fn stored(recovered: &Recovered) -> Vec<String> {
 }
 
 /// An image at `head` holding `texts` (created at 2), with a schema and a sidecar entry.
-fn image(head: Revision, texts: &[&str]) -> Recovered {
+fn image_of(head: Revision, texts: &[&str]) -> Recovered {
     Recovered {
         head,
         horizon: 2,
@@ -96,7 +97,7 @@ fn stored_then_staged(reopen: Reopen, staged: &str) -> Box<dyn Persistence> {
 
 fn a_committed_replacement_is_the_whole_state(reopen: Reopen) {
     let mut storage = stored_then_staged(reopen, "document:staged#viewer@user:b");
-    let replacement = image(7, &["document:image#viewer@user:c"]);
+    let replacement = image_of(7, &["document:image#viewer@user:c"]);
     storage.commit_replacement(&replacement).expect("committed");
     let expected = [
         "document:image#viewer@user:c",
@@ -161,7 +162,7 @@ fn an_abandoned_replacement_leaves_the_state_as_it_was(reopen: Reopen) {
     // A later replacement holds nothing the abandoned one staged.
     storage.begin_replacement().expect("begun");
     storage
-        .commit_replacement(&image(9, &["document:image#viewer@user:c"]))
+        .commit_replacement(&image_of(9, &["document:image#viewer@user:c"]))
         .expect("committed");
     drop(storage);
     let recovered = reopen().recover().expect("recovers");
@@ -169,6 +170,47 @@ fn an_abandoned_replacement_leaves_the_state_as_it_was(reopen: Reopen) {
         stored(&recovered),
         ["document:image#viewer@user:c"],
         "replaced after an abandoned replacement"
+    );
+}
+
+/// A write at `revision` touching `count` relationships with long ids: several MiB, so that
+/// writing an image of it out takes a while.
+fn touch_many(revision: Revision, count: usize) -> AppliedWrite {
+    let pad = "x".repeat(200);
+    let mut write = touch(revision, "document:first#viewer@user:a");
+    for i in 0..count {
+        let more = touch(revision, &format!("document:{pad}{i}#viewer@user:a"));
+        write.changes.extend(more.changes);
+        write.versions.extend(more.versions);
+    }
+    write
+}
+
+fn an_image_is_what_was_stored_when_it_was_taken(reopen: Reopen) {
+    let mut storage = reopen();
+    storage
+        .persist(&touch_many(3, 30_000), Durability::Synced)
+        .expect("persisted");
+    storage
+        .persist(&touch(4, "document:b#viewer@user:b"), Durability::Deferred)
+        .expect("persisted");
+    let stored = storage.recover().expect("recovers");
+    let then = pemba_codec::encode(pemba_codec::Format::Snapshot, &stored).expect("encodes");
+    let image = storage.image().expect("an image is taken");
+    // Neither a write nor a replacement after it is in the image (which, at several MiB, is
+    // still being read when they are made, if storage reads it as it is written out).
+    storage
+        .persist(&touch(5, "document:c#viewer@user:c"), Durability::Synced)
+        .expect("persisted");
+    storage.begin_replacement().expect("begun");
+    storage
+        .commit_replacement(&image_of(9, &["document:image#viewer@user:d"]))
+        .expect("committed");
+    let mut written = Vec::new();
+    image.write_to(&mut written).expect("written out");
+    assert_eq!(
+        written, then,
+        "the image taken before a write and a replacement"
     );
 }
 
@@ -181,7 +223,7 @@ fn replacements_in_a_row_each_replace_the_last(reopen: Reopen) {
             .stage_versions(&[vec![version(&text, 2)]])
             .expect("staged");
         storage
-            .commit_replacement(&image(10 + round, &[]))
+            .commit_replacement(&image_of(10 + round, &[]))
             .expect("committed");
         drop(storage);
         let recovered = reopen().recover().expect("recovers");
