@@ -11,7 +11,6 @@ use clap::Args;
 use pemba_cluster::{Dialer, Replica, SenderCheck, TcpDialer};
 use pemba_peer_tls::{CertificateNamesSender, PeerTls, TlsDialer, TlsPaths};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// The cluster port's mutual-TLS files: all three, or none. `pemba serve` presents the
 /// certificate to its peers (as server and as client) and re-reads the files on change and on
@@ -128,7 +127,7 @@ impl PeerSecurity {
                         .await
                 }
                 PeerSecurity::Plaintext => {
-                    let incoming = TcpListenerStream::new(listener);
+                    let incoming = crate::incoming::without_delay(listener);
                     pemba_cluster::serve_peers(replica, &secret, None, incoming, forever).await
                 }
             };

@@ -3,6 +3,7 @@
 
 mod client;
 mod cluster_port;
+mod incoming;
 mod serve;
 mod validate;
 

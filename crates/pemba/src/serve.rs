@@ -10,8 +10,6 @@ use anyhow::{bail, Context};
 use clap::Args;
 use pemba_cluster::{GcSchedule, NodeBuilder, ReplicaConfig, StartedNode};
 use pemba_server::{Limits, Node, ServeOptions, TlsFiles};
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::StreamExt;
 
 use crate::cluster_port::{ClusterTlsArgs, PeerSecurity};
 
@@ -315,14 +313,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls,
         max_message_bytes: args.max_message_bytes,
     };
-    // Small answers go out at once: without TCP_NODELAY, Nagle's algorithm holds a response
-    // back until the client's delayed ACK of the previous one.
-    let incoming = TcpListenerStream::new(listener).map(|connection| {
-        if let Ok(stream) = &connection {
-            let _ = stream.set_nodelay(true);
-        }
-        connection
-    });
+    let incoming = crate::incoming::without_delay(listener);
     // A node that must not run (its storage is empty while the cluster lists it, or the
     // founding members disagree) shuts down and exits non-zero, saying why and what to do. It
     // lingers a moment first, still answering (its peers learn of a disagreement from it; its
