@@ -14,7 +14,7 @@ use pemba_store::{
 use pemba_types::Revision;
 use rocksdb::{IteratorMode, Snapshot, DB};
 
-use crate::{error, revision_from, HEAD, HORIZON, META, SCHEMAS, SIDECAR, WRITES};
+use crate::{error, family, revision_from, HEAD, HORIZON, META, SCHEMAS, SIDECAR, WRITES};
 
 /// The image is handed over in parts of this size; a few are in flight at once.
 const PART_BYTES: usize = 1024 * 1024;
@@ -108,18 +108,24 @@ impl Write for PartSender {
 }
 
 /// A RocksDB snapshot read as an image.
-struct SnapshotSource<'a> {
+pub(crate) struct SnapshotSource<'a> {
     db: &'a DB,
     snapshot: Snapshot<'a>,
     live: &'static str,
 }
 
-impl SnapshotSource<'_> {
+impl<'a> SnapshotSource<'a> {
+    /// A snapshot of `db` taken now, its version lists in the family `live`.
+    pub(crate) fn new(db: &'a DB, live: &'static str) -> Self {
+        SnapshotSource {
+            db,
+            snapshot: db.snapshot(),
+            live,
+        }
+    }
+
     fn family(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, PersistenceError> {
-        self.db.cf_handle(name).ok_or(PersistenceError::Corrupt {
-            what: name,
-            detail: "(a column family) is missing",
-        })
+        family(self.db, name)
     }
 
     /// Calls `each` with every value of `family`'s, in key order; returns how many.
@@ -133,7 +139,7 @@ impl SnapshotSource<'_> {
             .snapshot
             .iterator_cf(self.family(family)?, IteratorMode::Start)
         {
-            let (key, value) = item.map_err(|e| error("reading for an image", e))?;
+            let (key, value) = item.map_err(|e| error("reading stored state", e))?;
             each(&key, &value)?;
             count += 1;
         }
@@ -144,7 +150,7 @@ impl SnapshotSource<'_> {
         match self
             .snapshot
             .get_cf(self.family(META)?, name)
-            .map_err(|e| error("reading meta for an image", e))?
+            .map_err(|e| error("reading meta", e))?
         {
             Some(bytes) => revision_from(&bytes),
             None => Ok(0),
@@ -199,13 +205,10 @@ impl ImageSource for SnapshotSource<'_> {
 
     fn sidecar(&self) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, ImageError> {
         let mut sidecar = BTreeMap::new();
-        for item in self
-            .snapshot
-            .iterator_cf(self.family(SIDECAR)?, IteratorMode::Start)
-        {
-            let (key, value) = item.map_err(|e| error("reading the sidecar for an image", e))?;
+        self.values(SIDECAR, |key, value| {
             sidecar.insert(key.to_vec(), value.to_vec());
-        }
+            Ok(())
+        })?;
         Ok(sidecar)
     }
 }

@@ -24,7 +24,7 @@ mod image;
 use std::path::Path;
 use std::sync::Arc;
 
-use pemba_codec::{decode, encode, Format};
+use pemba_codec::{encode, Format};
 use pemba_raft::{LogBackend, LogBackendError};
 use pemba_store::{
     AppliedWrite, Collected, Durability, ImageView, Persistence, PersistenceError, Recovered,
@@ -125,12 +125,20 @@ pub fn open(path: &Path) -> Result<(RocksPersistence, RocksLog), PersistenceErro
     Ok((persistence, RocksLog { db }))
 }
 
+/// The column family `name` of `db`, which [`open`] creates.
+fn family<'a>(
+    db: &'a DB,
+    name: &'static str,
+) -> Result<&'a rocksdb::ColumnFamily, PersistenceError> {
+    db.cf_handle(name).ok_or(PersistenceError::Corrupt {
+        what: name,
+        detail: "(a column family) is missing",
+    })
+}
+
 impl RocksPersistence {
     fn family(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, PersistenceError> {
-        self.db.cf_handle(name).ok_or(PersistenceError::Corrupt {
-            what: name,
-            detail: "(a column family) is missing",
-        })
+        family(&self.db, name)
     }
 
     /// The family of version lists `meta` names live.
@@ -158,17 +166,6 @@ impl RocksPersistence {
             .write(batch)
             .map_err(|e| error("clearing staged version lists", e))
     }
-
-    fn read_revision(&self, name: &[u8]) -> Result<Revision, PersistenceError> {
-        match self
-            .db
-            .get_cf(self.family(META)?, name)
-            .map_err(|e| error("reading meta", e))?
-        {
-            Some(bytes) => revision_from(&bytes),
-            None => Ok(0),
-        }
-    }
 }
 
 impl RocksPersistence {
@@ -183,49 +180,8 @@ impl RocksPersistence {
 
 impl Persistence for RocksPersistence {
     fn recover(&mut self) -> Result<Recovered, PersistenceError> {
-        let mut recovered = Recovered {
-            head: self.read_revision(HEAD)?,
-            horizon: self.read_revision(HORIZON)?,
-            ..Recovered::default()
-        };
-        for item in self
-            .db
-            .iterator_cf(self.family(self.live)?, IteratorMode::Start)
-        {
-            let (_, value) = item.map_err(|e| error("reading versions", e))?;
-            recovered
-                .versions
-                .push(decode::<Vec<Version>>(Format::Versions, &value)?);
-        }
-        for item in self
-            .db
-            .iterator_cf(self.family(SCHEMAS)?, IteratorMode::Start)
-        {
-            let (key, value) = item.map_err(|e| error("reading schemas", e))?;
-            let text =
-                String::from_utf8(value.to_vec()).map_err(|_| PersistenceError::Corrupt {
-                    what: "a stored schema",
-                    detail: "is not UTF-8",
-                })?;
-            recovered.schemas.push((revision_from(&key)?, text));
-        }
-        for item in self
-            .db
-            .iterator_cf(self.family(WRITES)?, IteratorMode::Start)
-        {
-            let (_, value) = item.map_err(|e| error("reading writes", e))?;
-            recovered
-                .writes
-                .push(decode::<AppliedWrite>(Format::WriteRecord, &value)?);
-        }
-        for item in self
-            .db
-            .iterator_cf(self.family(SIDECAR)?, IteratorMode::Start)
-        {
-            let (key, value) = item.map_err(|e| error("reading sidecar", e))?;
-            recovered.sidecar.insert(key.to_vec(), value.to_vec());
-        }
-        Ok(recovered)
+        // A snapshot, although nothing writes while a datastore opens: one way of reading.
+        pemba_store::recovered_from(&image::SnapshotSource::new(&self.db, self.live))
     }
 
     fn persist(

@@ -84,6 +84,33 @@ pub fn write_image(source: &dyn ImageSource, out: impl Write) -> Result<(), Imag
     Ok(())
 }
 
+/// The image `source` holds, read whole into memory (as storage gives its state back at start-up).
+pub fn recovered_from(source: &dyn ImageSource) -> Result<Recovered, PersistenceError> {
+    let read = || -> Result<Recovered, ImageError> {
+        let (head, horizon) = source.revisions()?;
+        let mut image = Recovered {
+            head,
+            horizon,
+            schemas: source.schemas()?,
+            sidecar: source.sidecar()?,
+            ..Recovered::default()
+        };
+        source.version_lists(&mut |list| {
+            image.versions.push(list);
+            Ok(())
+        })?;
+        source.write_records(&mut |record| {
+            image.writes.push(record);
+            Ok(())
+        })?;
+        Ok(image)
+    };
+    read().map_err(|e| match e {
+        ImageError::Storage(e) => e,
+        ImageError::Unreadable(e) | ImageError::Unwritable(e) => PersistenceError::Codec(e),
+    })
+}
+
 /// An image in memory is its own source.
 impl ImageSource for Recovered {
     fn revisions(&self) -> Result<(Revision, Revision), ImageError> {

@@ -26,7 +26,7 @@ pub use datastore::{
 };
 pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
-pub use image::{write_image, ImageError, ImageSource, ImageView};
+pub use image::{recovered_from, write_image, ImageError, ImageSource, ImageView};
 pub use index::{key_of, Change, RelationshipKey, Version};
 pub use persistence::{
     AppliedWrite, Collected, Durability, MemoryPersistence, Persistence, PersistenceError,
