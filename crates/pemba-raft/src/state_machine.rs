@@ -560,17 +560,17 @@ impl StateMachine {
     fn build(&self) -> Result<Snapshot<TypeConfig>, StateMachineError> {
         // The image and the applied record in its sidecar are consistent: the datastore
         // publishes both in one step, and fixes the image before it lets a writer on.
-        let (image, sidecar) = self.shared.datastore.image()?;
+        let image = self.shared.datastore.image(APPLIED_KEY)?;
         // Applied entries are stored without a sync of their own (the log holds them durably);
         // once this snapshot exists, the log may forget them, so their effects must be durable.
         self.shared.datastore.sync()?;
-        let record: AppliedRecord = sidecar
-            .get(APPLIED_KEY)
-            .map(|bytes| decode(Format::AppliedRecord, bytes))
+        let record: AppliedRecord = image
+            .sidecar_value
+            .map(|bytes| decode(Format::AppliedRecord, &bytes))
             .transpose()?
             .unwrap_or_default();
         let mut data = SnapshotBytes::default();
-        image.write_to(&mut data)?;
+        image.view.write_to(&mut data)?;
         let mut counts = self.shared.counts.lock();
         counts.built += 1;
         let meta = SnapshotMeta {

@@ -16,8 +16,7 @@ use crate::digest::StateDigest;
 use crate::image::ImageView;
 use crate::index::{Change, ReadAt};
 use crate::persistence::{
-    AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, Sidecar,
-    SidecarUpdate,
+    AppliedWrite, Collected, Durability, Persistence, PersistenceError, Recovered, SidecarUpdate,
 };
 use crate::plan::{plan, Plan};
 
@@ -65,6 +64,14 @@ pub enum ReadError {
         /// The newest revision applied.
         head: Revision,
     },
+}
+
+/// An image taken by [`Datastore::image`].
+pub struct TakenImage {
+    /// The image, to be written out.
+    pub view: Box<dyn ImageView>,
+    /// The value of the sidecar key asked for, as the image holds it.
+    pub sidecar_value: Option<Vec<u8>>,
 }
 
 /// A datastore's sizes and revisions.
@@ -121,13 +128,17 @@ impl Datastore {
         state.image(state.index.all_versions())
     }
 
-    /// A consistent image of the datastore at its head, as storage holds it, with the sidecar
-    /// of that moment. Writers wait only while the image is fixed, not while it is written out.
-    pub fn image(&self) -> Result<(Box<dyn ImageView>, Sidecar), PersistenceError> {
+    /// A consistent image of the datastore at its head, as storage holds it, with the value of
+    /// `sidecar_key` in the sidecar at that moment (the image holds the whole sidecar). Writers
+    /// wait only while the image is fixed, not while it is written out.
+    pub fn image(&self, sidecar_key: &[u8]) -> Result<TakenImage, PersistenceError> {
         let persistence = self.persistence.lock();
         let view = persistence.image()?;
-        let sidecar = self.state.read().sidecar.clone();
-        Ok((view, sidecar))
+        let sidecar_value = self.state.read().sidecar.get(sidecar_key).cloned();
+        Ok(TakenImage {
+            view,
+            sidecar_value,
+        })
     }
 
     /// Makes every applied entry durable (see [`Datastore::apply_entry`]).

@@ -23,6 +23,7 @@ pub mod testing;
 pub use command::{UpdateOperation, WriteCommand, WriteError, WriteResult};
 pub use datastore::{
     Datastore, Install, Observer, Outcome, ReadError, SchemaVersion, Snapshot, SnapshotRead,
+    TakenImage,
 };
 pub use digest::{StateDigest, REMEMBERED_DIGESTS};
 pub use filter::{Precondition, RelationshipFilter, SubjectFilter};
@@ -30,7 +31,7 @@ pub use image::{recovered_from, write_image, ImageError, ImageSource, ImageView}
 pub use index::{key_of, Change, RelationshipKey, Version};
 pub use persistence::{
     AppliedWrite, Collected, Durability, MemoryPersistence, Persistence, PersistenceError,
-    Recovered, Sidecar, SidecarUpdate,
+    Recovered, SidecarUpdate,
 };
 pub use refusal::{RefusalKind, WriteRefusal};
 pub use schema_change::SchemaOrphan;

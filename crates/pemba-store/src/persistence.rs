@@ -42,9 +42,6 @@ pub struct AppliedWrite {
     pub sidecar: Vec<SidecarUpdate>,
 }
 
-/// The layer above's key-values, kept with the datastore (see [`AppliedWrite::sidecar`]).
-pub type Sidecar = BTreeMap<Vec<u8>, Vec<u8>>;
-
 /// A change to the sidecar: `value: None` deletes `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SidecarUpdate {

@@ -29,8 +29,8 @@ pub struct Install<'a> {
 }
 
 impl Datastore {
-    /// Receives a whole datastore's image from `input`: what [`Datastore::export`] gives on
-    /// another replica, encoded in `pemba_codec::Format::Snapshot`. Memory holds the state being
+    /// Receives a whole datastore's image from `input`: what [`Datastore::image`] writes out on
+    /// another replica (`pemba_codec::Format::Snapshot`). Memory holds the state being
     /// built and one part of the version lists being staged, never the image.
     pub fn receive(&self, input: impl Read) -> Result<Install<'_>, ImageError> {
         let mut persistence = self.persistence.lock();
