@@ -4,18 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pemba_raft::Compute;
 use pemba_store::Datastore;
 
 /// Every `interval` (at least a second), drops history older than `window` before the log's
 /// time (never this node's own clock: every node collects by the same time, whatever its clock
-/// says). Runs until the runtime stops. With `blocking` (a datastore on disk), each collection
-/// runs on a blocking thread, off the async workers; otherwise (the simulation's memory
-/// storage, whose runtime cannot wait for threads) on the task.
+/// says). Runs until the runtime stops. Each collection runs where `compute` says.
 pub(crate) fn spawn_garbage_collection(
     datastore: Arc<Datastore>,
     window: Duration,
     interval: Duration,
-    blocking: bool,
+    compute: Compute,
 ) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
@@ -25,16 +24,12 @@ pub(crate) fn spawn_garbage_collection(
                 let datastore = datastore.clone();
                 move || datastore.collect_garbage(datastore.head_time(), window)
             };
-            let collected = if blocking {
-                match tokio::task::spawn_blocking(collect).await {
-                    Ok(collected) => collected,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "garbage collection stopped before its end");
-                        continue;
-                    }
+            let collected = match compute.run(collect).await {
+                Ok(collected) => collected,
+                Err(e) => {
+                    tracing::warn!(error = %e, "garbage collection stopped before its end");
+                    continue;
                 }
-            } else {
-                collect()
             };
             match collected {
                 Ok(horizon) => tracing::debug!(horizon, "garbage collection done"),

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pemba_raft::LogBackend;
+use pemba_raft::{Compute, LogBackend};
 use pemba_store::{Datastore, Observer, Persistence};
 
 use crate::dialer::{Dialer, TcpDialer};
@@ -90,8 +90,8 @@ impl<B: LogBackend> NodeBuilder<B> {
         }
         if let Some(GcSchedule { window, interval }) = self.gc {
             // A log on disk goes with a datastore on disk: collect off the async workers.
-            let blocking = self.log.blocks();
-            spawn_garbage_collection(datastore.clone(), window, interval, blocking);
+            let compute = Compute::for_storage(self.log.blocks());
+            spawn_garbage_collection(datastore.clone(), window, interval, compute);
         }
         let replica = Replica::start(
             self.config,

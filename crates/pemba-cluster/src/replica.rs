@@ -9,7 +9,7 @@ use openraft::error::Fatal;
 use openraft::{Config, ServerState, SnapshotPolicy, Vote};
 use pemba_proto::pemba::cluster::v1 as proto;
 use pemba_raft::{
-    LogBackend, LogStore, NodeId, Raft, RaftMetrics, SeededRng, StateMachine, SyncCount,
+    Compute, LogBackend, LogStore, NodeId, Raft, RaftMetrics, SeededRng, StateMachine, SyncCount,
     NEWEST_LOG_FORMAT,
 };
 use pemba_store::Datastore;
@@ -190,11 +190,8 @@ impl Replica {
     ) -> Result<Arc<Replica>, ClusterError> {
         let raft_config = raft_config(&config)?;
         let newest_format = config.newest_log_format.min(NEWEST_LOG_FORMAT);
-        let mut state_machine =
-            StateMachine::reading_formats_up_to(datastore.clone(), newest_format)?;
-        if log.blocks() {
-            state_machine = state_machine.snapshots_on_threads();
-        }
+        let state_machine = StateMachine::reading_formats_up_to(datastore.clone(), newest_format)?
+            .building_snapshots(Compute::for_storage(log.blocks()));
         let log = LogStore::new(log).map_err(ClusterError::Log)?;
         let log_syncs = log.sync_count();
         #[cfg(feature = "fault-injection")]

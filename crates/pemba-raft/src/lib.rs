@@ -8,6 +8,7 @@
 //!   writes by request id, and builds and installs snapshots of the whole datastore;
 //! - [`PembaRuntime`] is tokio with a seedable random source for election timeouts.
 
+mod compute;
 mod log_store;
 mod log_thread;
 mod request;
@@ -15,6 +16,7 @@ mod runtime;
 mod snapshot_bytes;
 mod state_machine;
 
+pub use compute::Compute;
 #[cfg(feature = "fault-injection")]
 pub use log_store::SkipSyncs;
 pub use log_store::{LogBackend, LogBackendError, LogStore, MemoryLog, SyncCount};

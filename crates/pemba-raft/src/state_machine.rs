@@ -35,7 +35,7 @@ use thiserror::Error;
 use crate::request::{
     EntryOutcomes, Proposal, Request, WriteOutcome, Written, FIRST_LOG_FORMAT, NEWEST_LOG_FORMAT,
 };
-use crate::{NodeId, SnapshotBytes, TypeConfig};
+use crate::{Compute, NodeId, SnapshotBytes, TypeConfig};
 
 /// How long (in log time) a write request's outcome is remembered for de-duplication, at least.
 pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(120);
@@ -254,9 +254,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct StateMachine {
     shared: Arc<Shared>,
-    /// Whether building and installing snapshots (seconds of CPU and disk at millions of
-    /// relationships) runs on a blocking thread rather than on the task that asks for it.
-    on_threads: bool,
+    /// Where building and installing snapshots (seconds of CPU and disk at millions of
+    /// relationships) runs.
+    compute: Compute,
 }
 
 impl StateMachine {
@@ -291,29 +291,24 @@ impl StateMachine {
                 digests: Mutex::new(DigestChecks::default()),
                 divergence: OnceLock::new(),
             }),
-            on_threads: false,
+            compute: Compute::Inline,
         })
     }
 
-    /// Builds and installs snapshots on blocking threads, off the async workers (for a
-    /// datastore on disk; the simulation's runtime cannot wait for threads).
-    pub fn snapshots_on_threads(self) -> Self {
-        StateMachine {
-            on_threads: true,
-            ..self
-        }
+    /// Builds and installs snapshots where `compute` says (on the calling task unless told:
+    /// off the async workers for a datastore on disk).
+    pub fn building_snapshots(self, compute: Compute) -> Self {
+        StateMachine { compute, ..self }
     }
 
-    /// Runs `work` on a blocking thread if [`Self::snapshots_on_threads`], else here.
+    /// Runs `work` where snapshots are built and installed.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(StateMachine) -> Result<T, StateMachineError> + Send + 'static,
     ) -> Result<T, StateMachineError> {
-        if !self.on_threads {
-            return work(self.clone());
-        }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || work(this))
+        self.compute
+            .run(move || work(this))
             .await
             .map_err(StateMachineError::Thread)?
     }

@@ -7,7 +7,6 @@
 #![allow(missing_docs)]
 
 mod auth;
-mod compute;
 mod convert;
 mod cursor;
 mod health;
@@ -36,11 +35,11 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::pb::health_server::HealthServer;
 
 pub use auth::PresharedKeys;
-pub use compute::Compute;
 #[cfg(feature = "fault-injection")]
 pub use node::Faults;
 pub use node::{Limits, Node};
 pub use observability::Metrics;
+pub use pemba_raft::Compute;
 
 /// PEM-encoded certificate chain and private key for TLS.
 #[derive(Debug, Clone)]

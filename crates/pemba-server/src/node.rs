@@ -12,9 +12,9 @@ use pemba_types::Revision;
 use tokio::time::Instant;
 use tonic::Status;
 
-use crate::compute::Compute;
 use crate::status;
 use crate::token;
+use pemba_raft::Compute;
 
 /// Limits on request sizes, as SpiceDB enforces them, and on waiting.
 #[derive(Debug, Clone)]

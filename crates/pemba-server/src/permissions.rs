@@ -134,7 +134,13 @@ impl Permissions {
             let engine = Engine::new(snapshot.compiled_schema(), &snapshot).with_context(context);
             lookup(&engine)
         };
-        self.node.compute.run(work).await?.map_err(status::engine)
+        let found = self
+            .node
+            .compute
+            .run(work)
+            .await
+            .map_err(|e| Status::internal(format!("a lookup stopped before its end: {e}")))?;
+        found.map_err(status::engine)
     }
 
     /// Commits one part of an import (atomically, as one log entry); `imported` relationships of
